@@ -1,0 +1,167 @@
+"""Queries the runners and the service need, each a small named function.
+
+Everything that depends on the backend (upserts, ``FOR UPDATE SKIP LOCKED``)
+is decided here so the callers stay backend-agnostic.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from maildesk.domain import CandidateTicket, ThreadKeys
+from maildesk.store.models import Message, Outbox, Participant, RawMail, Secret, Ticket, TicketSequence
+
+
+def _insert(session: Session, table: type) -> postgresql.Insert | sqlite.Insert:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def next_ticket_sequence(session: Session, day: date) -> int:
+    """Hand out the next sequence of ``day``; the row stays locked until commit.
+
+    An upsert with RETURNING is one atomic statement on both backends, so two
+    processes can never read the same ``last``.
+    """
+    stmt = _insert(session, TicketSequence).values(day=day, last=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[TicketSequence.day], set_={"last": TicketSequence.last + 1}
+    ).returning(TicketSequence.last)
+    return int(session.execute(stmt).scalar_one())
+
+
+def insert_raw_mail(session: Session, values: dict[str, object]) -> int | None:
+    """Store a fetched mail unless this (mailbox, UIDVALIDITY, UID) is already there.
+
+    Returns the new row id, or None when it was stored before (another
+    process or an earlier run got it first).
+    """
+    stmt = (
+        _insert(session, RawMail)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["mailbox", "uidvalidity", "uid"])
+        .returning(RawMail.id)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def known_uids(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int]) -> set[int]:
+    if not uids:
+        return set()
+    rows = session.execute(
+        select(RawMail.uid).where(
+            RawMail.mailbox == mailbox, RawMail.uidvalidity == uidvalidity, RawMail.uid.in_(list(uids))
+        )
+    )
+    return {int(uid) for (uid,) in rows}
+
+
+def pending_raw_ids(session: Session, now_at: datetime, limit: int, mailbox: str | None = None) -> list[int]:
+    stmt = select(RawMail.id).where(
+        RawMail.status == "pending",
+        or_(RawMail.next_attempt_at.is_(None), RawMail.next_attempt_at <= now_at),
+    )
+    if mailbox is not None:
+        stmt = stmt.where(RawMail.mailbox == mailbox)
+    return list(session.scalars(stmt.order_by(RawMail.id).limit(limit)))
+
+
+def lock_raw_mail(session: Session, raw_id: int) -> RawMail | None:
+    """The raw row, locked for this transaction; None if another process holds it."""
+    stmt = select(RawMail).where(RawMail.id == raw_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return session.scalars(stmt).one_or_none()
+
+
+def message_by_dedup_key(session: Session, dedup_key: str) -> Message | None:
+    return session.scalars(select(Message).where(Message.dedup_key == dedup_key)).one_or_none()
+
+
+def find_candidates(session: Session, keys: ThreadKeys) -> list[CandidateTicket]:
+    """Tickets the tag or the referenced Message-IDs point at, with their participants."""
+    found: dict[int, str] = {}
+    if keys.ticket_ref:
+        ticket_id = session.scalar(select(Ticket.id).where(Ticket.number == keys.ticket_ref))
+        if ticket_id is not None:
+            found[ticket_id] = "tag"
+    if keys.message_ids:
+        ids = list(keys.message_ids)
+        incoming = select(Message.ticket_id).where(Message.message_id.in_(ids), Message.kind != "outsider")
+        outgoing = select(Outbox.ticket_id).where(Outbox.message_id.in_(ids), Outbox.ticket_id.is_not(None))
+        for (ticket_id,) in session.execute(incoming.union(outgoing)):
+            found.setdefault(ticket_id, "message-id")
+    if not found:
+        return []
+    rows = session.execute(
+        select(Ticket.id, Ticket.number, Participant.address)
+        .join(Participant, Participant.ticket_id == Ticket.id, isouter=True)
+        .where(Ticket.id.in_(list(found)))
+    )
+    numbers: dict[int, str] = {}
+    people: dict[int, set[str]] = {}
+    for ticket_id, number, address in rows:
+        numbers[ticket_id] = number
+        if address:
+            people.setdefault(ticket_id, set()).add(address)
+    return [
+        CandidateTicket(tid, numbers[tid], frozenset(people.get(tid, ())), found_by)
+        for tid, found_by in found.items()
+    ]
+
+
+def acks_sent_since(session: Session, recipient_key: str, since_at: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count(Outbox.id)).where(
+                Outbox.recipient_key == recipient_key, Outbox.kind == "ack", Outbox.created_at >= since_at
+            )
+        )
+        or 0
+    )
+
+
+def get_or_create_secret(session: Session, name: str) -> str:
+    """A random secret generated once per installation and kept in the database."""
+    value = session.scalar(select(Secret.value).where(Secret.name == name))
+    if value is not None:
+        return value
+    stmt = _insert(session, Secret).values(name=name, value=secrets.token_hex(32))
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    return str(session.scalar(select(Secret.value).where(Secret.name == name)))
+
+
+def claim_due_outbox(session: Session, now_at: datetime, limit: int, lease: timedelta) -> list[Outbox]:
+    """Rows due for sending, marked ``sending`` with a lease so nobody else takes them.
+
+    A row whose lease ran out (its sender died after claiming) is due again.
+    """
+    due = or_(
+        (Outbox.status == "queued") & (Outbox.next_attempt_at <= now_at),
+        (Outbox.status == "sending") & (Outbox.claimed_until <= now_at),
+    )
+    stmt = select(Outbox).where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    for row in rows:
+        row.status, row.claimed_until = "sending", now_at + lease
+    session.flush()
+    return rows
+
+
+def ticket_by_number(session: Session, number: str) -> Ticket | None:
+    return session.scalars(select(Ticket).where(Ticket.number == number)).one_or_none()
+
+
+def list_tickets(session: Session, *, status: str | None = None, limit: int = 50) -> list[Ticket]:
+    stmt = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Ticket.status == status)
+    return list(session.scalars(stmt))

@@ -1,0 +1,178 @@
+"""The one place that changes tickets.
+
+Takes a Session and never commits: the runner owns the transaction, so a
+ticket, its message, its events and the mails it causes are written together
+or not at all.  Every change leaves an event saying what changed and who or
+what changed it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from maildesk.domain import Address, Classification, Deadlines, OutboxMessage, ParsedMail, TicketStatus
+from maildesk.store import queries
+from maildesk.store.models import Event, Message, Outbox, Participant, Ticket
+from maildesk.tickets.numbers import format_number
+from maildesk.tickets.states import after_requester_reply
+
+log = logging.getLogger(__name__)
+EVENT_VERSION = 1
+
+
+def record_event(
+    session: Session, ticket_id: int | None, kind: str, actor: str, at: datetime, **data: Any
+) -> Event:
+    event = Event(ticket_id=ticket_id, kind=kind, actor=actor, at=at, data={"version": EVENT_VERSION, **data})
+    session.add(event)
+    return event
+
+
+def open_ticket(
+    session: Session,
+    *,
+    mail: ParsedMail,
+    subject: str,
+    classification: Classification,
+    deadlines: Deadlines,
+    at: datetime,
+    timezone: str,
+    mailbox: str | None,
+    language: str,
+) -> Ticket:
+    """Create a ticket for a new request, numbered in the desk's local day."""
+    day = at.astimezone(ZoneInfo(timezone)).date()
+    number = format_number(day, queries.next_ticket_sequence(session, day))
+    requester = mail.from_addr or Address("unknown@invalid")
+    ticket = Ticket(
+        number=number,
+        subject=subject,
+        status=TicketStatus.NEW.value,
+        priority=classification.priority.value,
+        category=classification.category.value,
+        group=classification.group,
+        assignee=classification.assignee,
+        impact=classification.impact,
+        language=classification.language or language,
+        requester_addr=requester.addr,
+        requester_name=requester.name,
+        mailbox=mailbox,
+        created_at=at,
+        updated_at=at,
+        first_response_due_at=deadlines.first_response_at,
+        resolve_due_at=deadlines.resolve_at,
+        classification=_classification_record(classification, deadlines),
+    )
+    session.add(ticket)
+    session.flush()
+    record_event(
+        session, ticket.id, "ticket_created", "maildesk", at,
+        number=number, priority=ticket.priority, category=ticket.category, group=ticket.group,
+        rules=[asdict(hit) for hit in classification.hits],
+        deadlines={"first_response_at": _iso(deadlines.first_response_at),
+                   "resolve_at": _iso(deadlines.resolve_at),
+                   "explanation": list(deadlines.explanation)},
+    )
+    log.info("ticket %s created for %s (priority %s)", number, requester.addr, ticket.priority)
+    return ticket
+
+
+def add_participants(
+    session: Session, ticket: Ticket, addresses: list[tuple[Address, str]], own_addresses: frozenset[str]
+) -> None:
+    """Add people to a ticket once each; our own addresses never become participants."""
+    known = {p.address for p in ticket.participants}
+    for address, role in addresses:
+        key = address.key
+        if key in known or key in own_addresses or "@" not in key:
+            continue
+        known.add(key)
+        ticket.participants.append(Participant(address=key, name=address.name, role=role))
+
+
+def add_message(
+    session: Session,
+    ticket: Ticket,
+    *,
+    mail: ParsedMail,
+    raw_mail_id: int | None,
+    dedup_key: str,
+    kind: str,
+    at: datetime,
+) -> Message:
+    """Record an incoming mail on a ticket."""
+    sender = mail.from_addr or Address("unknown@invalid")
+    message = Message(
+        ticket_id=ticket.id,
+        raw_mail_id=raw_mail_id,
+        dedup_key=dedup_key,
+        message_id=mail.message_id,
+        direction="in",
+        kind=kind,
+        from_addr=sender.addr,
+        from_name=sender.name,
+        to_addrs=[a.addr for a in mail.to],
+        cc_addrs=[a.addr for a in mail.cc],
+        subject=mail.subject,
+        body_text=mail.body_text,
+        reply_text=mail.reply_text,
+        created_at=at,
+    )
+    session.add(message)
+    if kind in ("request", "reply"):
+        ticket.updated_at = at
+    session.flush()
+    return message
+
+
+def requester_replied(session: Session, ticket: Ticket, at: datetime, actor: str) -> None:
+    """A requester's follow-up; reopens a ticket that was waiting on them."""
+    current = TicketStatus(ticket.status)
+    target = after_requester_reply(current)
+    if target is not current:
+        ticket.status = target.value
+        record_event(session, ticket.id, "status_changed", actor, at, old=current.value, new=target.value,
+                     why="requester replied")
+
+
+def enqueue(session: Session, ticket_id: int | None, message: OutboxMessage, at: datetime) -> Outbox:
+    """Queue a mail to send in the current transaction (the transactional outbox)."""
+    row = Outbox(
+        ticket_id=ticket_id,
+        kind=message.kind,
+        dedup_key=message.dedup_key,
+        message_id=message.message_id,
+        mail_from=message.mail_from,
+        recipients=list(message.recipients),
+        recipient_key=message.recipients[0].lower() if message.recipients else "",
+        raw=message.raw,
+        status="queued",
+        attempts=0,
+        next_attempt_at=at,
+        created_at=at,
+    )
+    session.add(row)
+    session.flush()
+    record_event(session, ticket_id, "mail_queued", "maildesk", at, kind=message.kind,
+                 message_id=message.message_id, to=list(message.recipients))
+    return row
+
+
+def _classification_record(classification: Classification, deadlines: Deadlines) -> dict[str, Any]:
+    return {
+        "version": EVENT_VERSION,
+        "tags": list(classification.tags),
+        "hits": [asdict(hit) for hit in classification.hits],
+        "progress_every_s": deadlines.progress_every.total_seconds() if deadlines.progress_every else None,
+        "explanation": list(deadlines.explanation),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
