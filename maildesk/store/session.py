@@ -52,6 +52,10 @@ def _sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
     return engine
 
 
+SessionFactory = sessionmaker[Session]
+__all__ = ["Session", "SessionFactory", "make_engine", "make_session_factory", "transaction", "translate"]
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

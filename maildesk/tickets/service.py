@@ -14,11 +14,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
-
 from maildesk.domain import Address, Classification, Deadlines, OutboxMessage, ParsedMail, TicketStatus
 from maildesk.store import queries
 from maildesk.store.models import Event, Message, Outbox, Participant, Ticket
+from maildesk.store.session import Session
 from maildesk.tickets.numbers import format_number
 from maildesk.tickets.states import after_requester_reply
 

@@ -1,0 +1,197 @@
+"""The IMAP edge: the only module that uses imap-tools.
+
+It fetches raw bytes by UID (``BODY.PEEK[]``, so nothing is marked seen by
+fetching), checks each against its ``RFC822.SIZE`` so a cut connection never
+yields a partial mail, marks handled mail done (move or flag), and waits for
+news with IDLE.  Every foreign exception leaves as ``FetchError`` or
+``AuthenticationError``.  Only numeric UID sets ever go into a command.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import re
+import socket
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
+from imap_tools.errors import ImapToolsError, MailboxLoginError
+
+from maildesk.config import MailboxSettings
+from maildesk.errors import AuthenticationError, FetchError
+
+log = logging.getLogger(__name__)
+
+_FETCH_PARTS = "(UID RFC822.SIZE BODY.PEEK[])"
+_UID_RE = re.compile(rb"UID (\d+)")
+_SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
+_IMAP_ERRORS = (ImapToolsError, imaplib.IMAP4.error, OSError, socket.timeout, ssl.SSLError, EOFError)
+
+
+@dataclass(frozen=True)
+class FetchedMail:
+    uid: int
+    raw: bytes
+
+
+def ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    """A verifying context: certificate and host name are always checked."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class ImapSource:
+    """One connection to one folder of one mailbox."""
+
+    def __init__(self, settings: MailboxSettings, password: str | None) -> None:
+        self.settings = settings
+        self._password = password
+        self._box: MailBox | MailBoxStartTls | MailBoxUnencrypted | None = None
+
+    def __enter__(self) -> ImapSource:
+        self.connect()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def label(self) -> str:
+        server = self.settings.server
+        return f"{self.settings.name} ({server.user}@{server.host}:{server.port}/{self.settings.folder})"
+
+    def connect(self) -> None:
+        server = self.settings.server
+        timeout = server.timeout.total_seconds()
+        try:
+            if server.security == "tls":
+                box = MailBox(server.host, server.port, timeout=timeout, ssl_context=ssl_context(server.ca_file))
+            elif server.security == "starttls":
+                box = MailBoxStartTls(server.host, server.port, timeout=timeout,
+                                      ssl_context=ssl_context(server.ca_file))
+            else:
+                box = MailBoxUnencrypted(server.host, server.port, timeout=timeout)
+        except _IMAP_ERRORS as exc:
+            raise FetchError(f"{self.label}: cannot connect: {_describe(exc)}") from None
+        try:
+            box.login(server.user or "", self._password or "", initial_folder=None)
+        except MailboxLoginError:
+            _quietly_close(box)
+            raise AuthenticationError(f"{self.label}: login refused for user {server.user!r}") from None
+        except _IMAP_ERRORS as exc:
+            _quietly_close(box)
+            raise FetchError(f"{self.label}: login failed: {_describe(exc)}") from None
+        self._box = box
+        self._select()
+
+    def _select(self) -> None:
+        try:
+            self.box.folder.set(self.settings.folder)
+        except _IMAP_ERRORS as exc:
+            raise FetchError(f"{self.label}: cannot select folder: {_describe(exc)}") from None
+
+    @property
+    def box(self) -> MailBox | MailBoxStartTls | MailBoxUnencrypted:
+        if self._box is None:
+            raise FetchError(f"{self.label}: not connected")
+        return self._box
+
+    def close(self) -> None:
+        if self._box is not None:
+            _quietly_close(self._box)
+            self._box = None
+
+    def uidvalidity(self) -> int:
+        try:
+            status = self.box.folder.status(self.settings.folder, ["UIDVALIDITY"])
+        except _IMAP_ERRORS as exc:
+            raise FetchError(f"{self.label}: STATUS failed: {_describe(exc)}") from None
+        return int(status["UIDVALIDITY"])
+
+    def candidate_uids(self) -> list[int]:
+        """UIDs of mail that may not be handled yet, oldest first.
+
+        In flag mode only mail without our keyword; a system flag such as
+        ``\\Seen`` is never trusted (a person reading a mail must not hide it
+        from us), so then every UID is listed and the store filters.
+        """
+        flag = self.settings.done_flag
+        criteria = "ALL"
+        if self.settings.done_action == "flag" and not flag.startswith("\\"):
+            criteria = f"UNKEYWORD {flag}"
+        try:
+            return sorted(int(uid) for uid in self.box.uids(criteria))
+        except _IMAP_ERRORS as exc:
+            raise FetchError(f"{self.label}: SEARCH failed: {_describe(exc)}") from None
+
+    def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMail]:
+        """Raw bytes of ``uids``, checked against the size the server announced."""
+        if not uids:
+            return
+        uid_set = ",".join(str(int(uid)) for uid in uids)
+        try:
+            status, data = self.box.client.uid("FETCH", uid_set, _FETCH_PARTS)
+        except _IMAP_ERRORS as exc:
+            raise FetchError(f"{self.label}: FETCH failed: {_describe(exc)}") from None
+        if status != "OK":
+            raise FetchError(f"{self.label}: FETCH answered {status}")
+        for item in data:
+            if not isinstance(item, tuple) or len(item) < 2:
+                continue
+            header, raw = item[0], item[1]
+            uid, size = _UID_RE.search(header), _SIZE_RE.search(header)
+            if uid is None:
+                continue
+            if size is not None and int(size.group(1)) != len(raw):
+                raise FetchError(
+                    f"{self.label}: UID {uid.group(1)} arrived with {len(raw)} of {size.group(1)} bytes"
+                )
+            yield FetchedMail(int(uid.group(1)), raw)
+
+    def mark_done(self, uids: Sequence[int]) -> None:
+        if not uids:
+            return
+        uid_list = [str(int(uid)) for uid in uids]
+        try:
+            if self.settings.done_action == "move":
+                self._ensure_folder(self.settings.done_folder)
+                self.box.move(uid_list, self.settings.done_folder)
+            else:
+                self.box.flag(uid_list, self.settings.done_flag, True)
+        except _IMAP_ERRORS as exc:
+            raise FetchError(f"{self.label}: marking {len(uid_list)} mails done failed: {_describe(exc)}") from None
+
+    def _ensure_folder(self, folder: str) -> None:
+        if not self.box.folder.exists(folder):
+            self.box.folder.create(folder)
+
+    def supports_idle(self) -> bool:
+        return "IDLE" in getattr(self.box.client, "capabilities", ())
+
+    def wait_for_news(self, timeout: float) -> bool:
+        """Block in IDLE up to ``timeout`` seconds; True when the server reported a change."""
+        try:
+            responses = self.box.idle.wait(timeout=timeout)
+        except _IMAP_ERRORS as exc:
+            raise FetchError(f"{self.label}: IDLE failed: {_describe(exc)}") from None
+        return any(b"EXISTS" in r or b"RECENT" in r for r in responses)
+
+
+def _quietly_close(box: MailBox | MailBoxStartTls | MailBoxUnencrypted) -> None:
+    try:
+        box.logout()
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail in any way
+        try:
+            box.client.shutdown()
+        except Exception:  # noqa: BLE001
+            log.debug("closing IMAP connection failed", exc_info=True)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{exc.__class__.__name__}: {text}"[:300]

@@ -1,0 +1,80 @@
+"""Turn a ticket event into a finished outgoing mail (render + compose).
+
+Pure: everything it needs is passed in, including the Jinja2 environment, the
+installation secret and the time to stamp in ``Date``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from maildesk.domain import Address, OutboxMessage
+from maildesk.outbound.compose import Envelope, compose, make_message_id
+from maildesk.outbound.render import render
+
+
+@dataclass(frozen=True)
+class Desk:
+    """Who we are on the wire."""
+
+    support_address: str
+    support_name: str
+    bounce_address: str
+    message_id_domain: str
+    secret: str
+    timezone: str
+    locale: str
+
+
+@dataclass(frozen=True)
+class AckFacts:
+    number: str
+    subject: str
+    priority: str
+    requester: Address
+    language: str
+    group_name: str | None
+    assignee_name: str | None
+    response_target: timedelta | None
+    response_business: bool
+    response_due_at: datetime | None
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+def build_ack(env: jinja2.Environment, desk: Desk, facts: AckFacts, now_at: datetime) -> OutboxMessage:
+    """The acknowledgment of a new ticket, threaded under the requester's mail."""
+    local_due = facts.response_due_at.astimezone(ZoneInfo(desk.timezone)) if facts.response_due_at else None
+    context = {
+        "number": facts.number,
+        "subject": facts.subject,
+        "priority": facts.priority,
+        "requester_name": facts.requester.name,
+        "group_name": facts.group_name,
+        "assignee_name": facts.assignee_name,
+        "response_minutes": int(facts.response_target.total_seconds() // 60) if facts.response_target else None,
+        "response_business": facts.response_business,
+        "response_due": f"{local_due:%Y-%m-%d %H:%M}" if local_due else "",
+        "desk_name": desk.support_name,
+        "support_address": desk.support_address,
+    }
+    rendered = render(env, "ack", facts.language or desk.locale, context)
+    dedup_key = f"{facts.number}:ack"
+    message_id = make_message_id(desk.secret, "ack", facts.number, dedup_key, desk.message_id_domain)
+    references = tuple(facts.references) + ((facts.in_reply_to,) if facts.in_reply_to else ())
+    envelope = Envelope(
+        from_addr=desk.support_address,
+        from_name=desk.support_name,
+        to=((facts.requester.name, facts.requester.addr),),
+        bounce_addr=desk.bounce_address,
+        reply_to=desk.support_address,
+        in_reply_to=facts.in_reply_to,
+        references=references,
+        automatic=True,
+        loop_marker=desk.support_address,
+    )
+    return compose(rendered, envelope, kind="ack", dedup_key=dedup_key, message_id=message_id, date_at=now_at)

@@ -1,0 +1,121 @@
+"""The SMTP edge: the only module that uses aiosmtplib.
+
+Sends finished mails over one connection per batch.  TLS is verified by
+default; ``starttls`` mode fails rather than continue in clear text.  Foreign
+exceptions leave as ``TemporaryDeliveryError`` (4xx, connection trouble,
+timeouts: retry) or ``PermanentDeliveryError`` (5xx: dead letter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiosmtplib
+
+from maildesk.config import ServerSettings
+from maildesk.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    mail_from: str
+    recipients: tuple[str, ...]
+    raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """Per mail: accepted recipients, and refused ones with their reply."""
+
+    accepted: tuple[str, ...] = ()
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    error: DeliveryError | None = None
+
+
+class SmtpTransport:
+    def __init__(self, settings: ServerSettings, password: str | None) -> None:
+        self.settings = settings
+        self._password = password
+
+    def send_batch(self, mails: Sequence[Envelope]) -> list[SendResult]:
+        """Send ``mails`` over one connection; a connection failure fails the rest temporarily."""
+        return asyncio.run(self._send_batch(mails))
+
+    async def _send_batch(self, mails: Sequence[Envelope]) -> list[SendResult]:
+        results: list[SendResult] = []
+        try:
+            client = await self._connect()
+        except DeliveryError as exc:
+            return [SendResult(error=exc) for _ in mails]
+        try:
+            for index, mail in enumerate(mails):
+                result = await self._send_one(client, mail)
+                results.append(result)
+                if isinstance(result.error, TemporaryDeliveryError) and not client.is_connected:
+                    results.extend(SendResult(error=result.error) for _ in mails[index + 1:])
+                    break
+        finally:
+            await _quit(client)
+        return results
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context(cafile=s.ca_file) if s.security != "none" else None
+        client = aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=s.timeout.total_seconds(),
+            use_tls=s.security == "tls", start_tls=s.security == "starttls",
+            tls_context=context, validate_certs=s.security != "none",
+        )
+        try:
+            await client.connect()
+            if s.user:
+                await client.login(s.user, self._password or "")
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            await _quit(client)
+            raise PermanentDeliveryError(f"SMTP login refused for {s.user!r}: {exc.code}", exc.code) from None
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            await _quit(client)
+            raise _translate(exc, f"{s.host}:{s.port}") from None
+        return client
+
+    async def _send_one(self, client: aiosmtplib.SMTP, mail: Envelope) -> SendResult:
+        try:
+            refused, _reply = await client.sendmail(mail.mail_from, list(mail.recipients), mail.raw)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            bad = {r.recipient: (r.code, r.message) for r in exc.recipients}
+            return SendResult(refused=bad, error=_refusal_error(bad))
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            return SendResult(error=_translate(exc, "sending"))
+        bad = {addr: (resp.code, resp.message) for addr, resp in refused.items()}
+        accepted = tuple(r for r in mail.recipients if r not in bad)
+        return SendResult(accepted=accepted, refused=bad)
+
+
+def _refusal_error(refused: dict[str, tuple[int, str]]) -> DeliveryError:
+    codes = [code for code, _ in refused.values()]
+    text = "; ".join(f"{addr}: {code} {msg}" for addr, (code, msg) in refused.items())[:500]
+    if codes and all(500 <= c < 600 for c in codes):
+        return PermanentDeliveryError(f"all recipients refused: {text}", codes[0])
+    return TemporaryDeliveryError(f"recipients refused: {text}", codes[0] if codes else None)
+
+
+def _translate(exc: BaseException, where: str) -> DeliveryError:
+    code = getattr(exc, "code", None)
+    message = f"{where}: {exc.__class__.__name__}: {str(exc)[:300]}"
+    if isinstance(code, int) and 500 <= code < 600:
+        return PermanentDeliveryError(message, code)
+    return TemporaryDeliveryError(message, code if isinstance(code, int) else None)
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        if client.is_connected:
+            await client.quit()
+    except Exception:  # noqa: BLE001 - a broken connection may fail to close in any way
+        client.close()
