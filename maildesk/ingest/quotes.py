@@ -1,0 +1,256 @@
+"""Find what the author of a reply wrote this time, without quoted history or signatures.
+
+Pure and line based: the text is split into lines once and every check looks at
+one line (or a window of a few lines), and lines longer than ``_MAX_MARKER``
+characters are never taken for a marker, so hostile input stays linear.
+Also answers two small questions about a reply: is it only a thank-you, and does it say
+the problem is not solved.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_MAX_MARKER = 400  # no attribution, separator or header line is longer than this
+_LOOKAHEAD = 8  # lines searched after a "From:" line for the rest of a header block
+
+_SEPARATOR = re.compile(
+    r"-{2,} ?(?:original message|original|message d'origine|ursprüngliche nachricht"
+    r"|原始邮件|原始郵件|邮件原件|郵件原件|原邮件|回复的原邮件) ?-{2,}",
+    re.IGNORECASE,
+)
+_RULE_LINE = re.compile(r"[_\-\u2014\u2500=]{10,}")
+_FROM_KEYS = frozenset({"from", "发件人", "發件人", "寄件者", "寄件人", "von", "de"})
+_DETAIL_KEYS = frozenset({
+    "sent", "date", "to", "cc", "subject", "reply-to", "gesendet", "an", "betreff", "envoyé", "à", "objet",
+    "发送时间", "时间", "日期", "收件人", "抄送", "主题", "寄件日期", "收件者", "副本", "主旨", "傳送時間",
+})
+_WROTE = ("wrote:", "wrote")
+_WROTE_LOCALIZED = (
+    "写道：", "写道:", "写道", "寫道：", "寫道:", "a écrit :", "a écrit:", "schrieb:", "escribió:", "scrisse:", "작성:",
+)
+_ATTRIBUTION_OPENERS = ("on ", "在", "于", "le ", "am ", "el ", "il ")
+_DEVICE_SIGNATURE = re.compile(
+    r"sent from my [\w .\-]{1,40}|sent from (?:mail|outlook) for (?:windows(?: 1[01])?|ios|android)"
+    r"|sent from (?:outlook|yahoo mail)(?: for (?:ios|android))?|get outlook for (?:ios|android)"
+    r"|获取 ?outlook for (?:ios|android)|发送自 ?windows ?1?[01]? ?版邮件[\w ]{0,6}"
+    r"|(?:发自|来自)我的 ?(?:iphone|ipad|android|huawei|xiaomi|honor|redmi|oppo|vivo|samsung|galaxy|手机|华为|小米"
+    r"|荣耀|一加|魅族|三星|安卓|平板)[\w .\-]{0,20}"
+    r"|(?:发自|来自)(?:网易邮箱大师|企业微信|钉钉[\w ]{0,10}|qq邮箱[\w ]{0,6})",
+    re.IGNORECASE,
+)
+
+
+# --- extract_reply ------------------------------------------------------------------------------
+
+
+def extract_reply(text: str) -> str:
+    """The new text of a reply; the signature-free or original text if nothing new is left."""
+    lines = text.splitlines()
+    reply = _tidy(_drop_signatures(_drop_history(lines)))
+    if reply:
+        return reply
+    return _tidy(_drop_signatures(lines)) or _tidy(lines)
+
+
+def _drop_history(lines: list[str]) -> list[str]:
+    """Lines before the first history marker, without ``>`` lines and their attributions."""
+    kept: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line.lstrip().startswith(">"):
+            index += 1
+            continue
+        if _starts_history(lines, index):
+            break
+        span = _attribution_span(lines, index)
+        if span:
+            if not _next_is_quoted(lines, index + span):
+                break  # history follows without ">" marks (e.g. rendered from HTML)
+            index += span  # interleaved or bottom quoting: keep the answers between quotes
+            continue
+        kept.append(line)
+        index += 1
+    return kept
+
+
+def _clean(line: str) -> str:
+    """A short line with HTML spaces made plain, for marker checks; "" for long lines."""
+    if len(line) > _MAX_MARKER:
+        return ""
+    return line.replace("&nbsp;", " ").replace("\u00a0", " ").replace("\u3000", " ").strip()
+
+
+def _starts_history(lines: list[str], index: int) -> bool:
+    line = _clean(lines[index])
+    if not line:
+        return False
+    if _SEPARATOR.fullmatch(line):
+        return True
+    if _RULE_LINE.fullmatch(line):
+        following = _next_nonblank(lines, index + 1, 3)
+        return following is not None and _is_header_block(lines, following)
+    return _is_header_block(lines, index)
+
+
+def _header_key(line: str) -> str:
+    """The lower-cased name of a ``Name: value`` line (also ``*Name:*`` and ``Name：``), or ""."""
+    line = _clean(line).lstrip("*").lstrip()
+    for position, char in enumerate(line[:20]):
+        if char in ":：":
+            return line[:position].strip().strip("*").strip().lower()
+    return ""
+
+
+def _is_header_block(lines: list[str], index: int) -> bool:
+    """A From line followed closely by at least two other header lines (Outlook, Foxmail, QQ)."""
+    if _header_key(lines[index]) not in _FROM_KEYS:
+        return False
+    details = {_header_key(line) for line in lines[index + 1 : index + 1 + _LOOKAHEAD]}
+    return len(details & _DETAIL_KEYS) >= 2
+
+
+def _is_attribution(line: str) -> bool:
+    """One line such as "On … wrote:", "在 … 写道：" or "2026年11月23日 … <a@b>:"."""
+    line = _clean(line)
+    lowered = line.lower()
+    if lowered.endswith(_WROTE):
+        return lowered.startswith("on ") or "@" in line
+    has_digit = any(char.isdigit() for char in line)
+    if lowered.endswith(_WROTE_LOCALIZED):
+        return has_digit
+    return has_digit and "@" in line and line.endswith(">:")
+
+
+def _attribution_span(lines: list[str], index: int) -> int:
+    """How many lines the attribution at ``index`` takes: 0, 1, or 2 when a client wrapped it."""
+    if _is_attribution(lines[index]):
+        return 1
+    if index + 1 >= len(lines):
+        return 0
+    first, second = _clean(lines[index]), _clean(lines[index + 1])
+    if not first or not second or second.lower().startswith(_ATTRIBUTION_OPENERS):
+        return 0
+    if not (first.lower().startswith(_ATTRIBUTION_OPENERS) or "@" in first or first.endswith("<")):
+        return 0
+    return 2 if _is_attribution(f"{first} {second}") else 0
+
+
+def _next_nonblank(lines: list[str], start: int, limit: int) -> int | None:
+    for index in range(start, min(len(lines), start + limit)):
+        if lines[index].strip():
+            return index
+    return None
+
+
+def _next_is_quoted(lines: list[str], start: int) -> bool:
+    following = _next_nonblank(lines, start, _LOOKAHEAD)
+    return following is not None and lines[following].lstrip().startswith(">")
+
+
+def is_device_signature(line: str) -> bool:
+    """True for "Sent from my iPhone", "发自我的iPhone", "来自钉钉专属商务邮箱" and the like."""
+    cleaned = _clean(line).rstrip(".\u3002!")
+    return 0 < len(cleaned) <= 80 and _DEVICE_SIGNATURE.fullmatch(cleaned) is not None
+
+
+def _drop_signatures(lines: list[str]) -> list[str]:
+    """Cut at the standard "-- " delimiter and drop device signature lines."""
+    kept: list[str] = []
+    for line in lines:
+        if line == "-- ":
+            break
+        if not is_device_signature(line):
+            kept.append(line)
+    return kept
+
+
+def _tidy(lines: list[str]) -> str:
+    """Lines without trailing spaces, runs of blank lines folded, no blank lines around."""
+    out: list[str] = []
+    for line in lines:
+        line = line.rstrip()
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
+
+
+# --- is_short_thanks / says_not_solved ----------------------------------------------------------
+
+_THANKS_WORDS = frozenset({
+    "谢谢", "多谢", "感谢", "非常感谢", "万分感谢", "谢了", "谢谢你", "谢谢您", "再次", "辛苦了", "辛苦",
+    "收到", "已收到", "好的", "好", "嗯", "了解", "明白", "知道了", "麻烦了", "哈", "啦", "啊", "哦",
+    "你好", "您好", "thanks", "thank", "thankyou", "thx", "ty", "tks", "many", "alot", "verymuch",
+    "somuch", "again", "ok", "okay", "great", "cheers", "gotit", "noted", "much", "appreciated", "hi",
+    "hello", "you",
+})
+_SURNAMES = frozenset(
+    "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑韩唐冯董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶余潘"
+    "杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段钱汤尹黎易常武乔贺赖龚文"
+)
+_NAME_LATIN = re.compile(r"[A-Z][a-z]{0,15}\.?(?: [A-Z][a-z]{0,15}\.?)?")
+_NOT_SOLVED = (
+    "还没解决", "没有解决", "没解决", "未解决", "问题依旧", "依旧不行", "依然不行", "仍然不行", "还是不行",
+    "仍不行", "还不行", "还是不能", "还是没好", "还没好", "问题还在", "仍然存在", "依然存在", "还是一样",
+    "还是报错", "仍然报错",
+    "still not working", "still doesn't work", "still does not work", "still don't work", "still broken",
+    "still failing", "still fails", "still the same", "still having", "still an issue", "still happening",
+    "not fixed", "isn't fixed", "not resolved", "not solved", "doesn't work", "does not work", "not working",
+    "didn't work", "did not work", "didn't help", "did not help", "same problem", "same issue",
+)
+_NEGATORS = ("不是", "并非", "not that it", "not that", "no longer")
+
+
+def is_short_thanks(text: str) -> bool:
+    """True when a reply only thanks or acknowledges ("谢谢！", "ok thanks 🙏", "收到\\n张三")."""
+    if len(text) > 400 or says_not_solved(text):
+        return False
+    lines = [line.strip() for line in _drop_signatures(text.splitlines()) if line.strip()]
+    if len(lines) > 1 and _looks_like_name(lines[-1]):
+        lines.pop()
+    letters = "".join(ch for ch in " ".join(lines).lower() if unicodedata.category(ch)[0] in "LN")
+    return 0 < len(letters) <= 40 and _segments_into(letters, _THANKS_WORDS)
+
+
+def _looks_like_name(line: str) -> bool:
+    """A sign-off line: "张三", "Li Lei", "J. Smith"."""
+    if 2 <= len(line) <= 3 and line[0] in _SURNAMES:
+        return all(unicodedata.category(ch) == "Lo" for ch in line)
+    return _NAME_LATIN.fullmatch(line) is not None
+
+
+def _segments_into(letters: str, words: frozenset[str]) -> bool:
+    """Whether ``letters`` is a concatenation of ``words`` (small dynamic programme)."""
+    reachable = [True] + [False] * len(letters)
+    for start in range(len(letters)):
+        if reachable[start]:
+            for word in words:
+                if letters.startswith(word, start):
+                    reachable[start + len(word)] = True
+    return reachable[-1]
+
+
+def says_not_solved(text: str) -> bool:
+    """True when a reply says the problem persists ("还是不行", "still not working").
+
+    Give it the reply text, not the whole body: quoted history would count.  A phrase
+    right after a negation ("不是还没解决", "not that it doesn't work") does not count.
+    """
+    lowered = text[:20_000].lower().replace("\u2019", "'")
+    for phrase in _NOT_SOLVED:
+        start = lowered.find(phrase)
+        while start != -1:
+            if not _negated(lowered, start):
+                return True
+            start = lowered.find(phrase, start + 1)
+    return False
+
+
+def _negated(lowered: str, start: int) -> bool:
+    """A negation ends at most two characters before ``start`` ("不是还没解决" holds "没解决" too)."""
+    before = lowered[max(0, start - 16) : start]
+    return any(negator in before[-(len(negator) + 2) :] for negator in _NEGATORS)
