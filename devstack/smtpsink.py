@@ -1,0 +1,349 @@
+"""An SMTP server (aiosmtpd) that keeps what it receives and can be scripted to fail.
+
+Every accepted mail is kept as a :class:`ReceivedMail` (envelope, raw bytes, monotonic and wall time of the
+250 reply); optionally one JSON line per mail is appended to ``log_path`` and the mail is written as an
+``.eml`` file into ``eml_dir``.  Faults for the reliability tests:
+
+- ``script(command, replies)``: the next replies to ``CONNECT``, ``EHLO``, ``MAIL``, ``RCPT``, ``DATA``
+  (the command) or ``.`` (end of data), consumed in order.  A reply is an SMTP line (``"451 4.3.0 try
+  later"``), ``None``/``"pass"`` (behave normally), ``"hang"`` (for ``.``: keep the mail as delivered but
+  answer only after ``hang_seconds`` — the duplicate window) or ``"hang-drop"`` (wait, keep nothing, drop
+  the connection).  A ``CONNECT`` reply is sent as greeting and the connection closed.
+- ``rcpt_replies``: a permanent reply per recipient address (e.g. ``550 5.1.1`` for a bouncing one).
+- ``down()``/``up()``: close the listening port (connections refused) and open it again on the same port.
+- AUTH PLAIN/LOGIN against one user/password; STARTTLS or implicit TLS with a :class:`TestCA` certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import hashlib
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+import warnings
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from devstack.net import LOOPBACK, free_port
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("CONNECT", "EHLO", "MAIL", "RCPT", "DATA", ".")
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One accepted mail as the sink saw it."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    received_monotonic: float
+    received_at: datetime
+    message_id: str | None
+    peer: str = ""
+    auth_user: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class _Script:
+    replies: dict[str, deque[str | None]] = field(default_factory=lambda: defaultdict(deque))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self, command: str) -> str | None:
+        with self.lock:
+            queue = self.replies.get(command)
+            reply = queue.popleft() if queue else None
+        return None if reply in (None, "pass") else reply
+
+
+class _SinkSMTP(SMTP):
+    """aiosmtpd's SMTP with hooks for the CONNECT and DATA-command faults."""
+
+    def __init__(self, handler: _Handler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._sink_handler = handler
+
+    async def _handle_client(self) -> None:
+        self._sink_handler.sink._count_connection()
+        reply = self._sink_handler.script.next("CONNECT")
+        if reply is not None:
+            if reply.startswith("hang"):
+                await asyncio.sleep(self._sink_handler.sink.hang_seconds)
+            else:
+                await self.push(reply)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        reply = self._sink_handler.script.next("DATA")
+        if reply is None:
+            await super().smtp_DATA(arg)
+        elif reply.startswith("hang"):
+            await asyncio.sleep(self._sink_handler.sink.hang_seconds)
+            if self.transport is not None:
+                self.transport.close()
+        else:
+            await self.push(reply)
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+        self.script = _Script()
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        reply = self.script.next("EHLO")
+        if reply is not None:
+            return [reply]
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        reply = self.script.next("MAIL")
+        if reply is not None:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        reply = self.script.next("RCPT") or self.sink.rcpt_replies.get(address.lower())
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = self.script.next(".")
+        if reply == "hang-drop":
+            await asyncio.sleep(self.sink.hang_seconds)
+            if server.transport is not None:
+                server.transport.close()
+            return "451 4.3.0 dropped"
+        if reply is not None and reply != "hang":
+            return reply
+        if self.sink.delay_seconds:
+            await asyncio.sleep(self.sink.delay_seconds)
+        auth = session.auth_data
+        user = auth.login.decode() if isinstance(auth, LoginPassword) else None
+        mail = self.sink._store(envelope, str(session.peer), user)
+        if reply == "hang":
+            await asyncio.sleep(self.sink.hang_seconds)
+        return f"250 2.0.0 Ok: queued as {mail.sha256[:12]}"
+
+
+class SmtpSink:
+    """The SMTP sink on 127.0.0.1.  ``start()``/``stop()`` or use it as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        log_path: str | Path | None = None,
+        eml_dir: str | Path | None = None,
+        auth: tuple[str, str] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        require_starttls: bool = False,
+        script: dict[str, Iterable[str | None]] | None = None,
+        rcpt_replies: dict[str, str] | None = None,
+        hang_seconds: float = 60.0,
+        delay_seconds: float = 0.0,
+        data_size_limit: int = 64 * 1024 * 1024,
+    ) -> None:
+        if implicit_tls and tls_context is None:
+            raise ValueError("Implicit TLS needs a tls_context")
+        if hang_seconds < 0 or delay_seconds < 0:
+            raise ValueError("hang_seconds and delay_seconds must not be negative")
+        self.host = LOOPBACK
+        self.port = port or 0
+        self.log_path = Path(log_path) if log_path else None
+        self.eml_dir = Path(eml_dir) if eml_dir else None
+        self.auth = auth
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.require_starttls = require_starttls
+        self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
+        self.hang_seconds = hang_seconds
+        self.delay_seconds = delay_seconds
+        self.data_size_limit = data_size_limit
+        self.connections = 0
+        self._initial_script = dict(script or {})
+        self._handler = _Handler(self)
+        self._mails: list[ReceivedMail] = []
+        self._cond = threading.Condition()
+        self._controller: Controller | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> SmtpSink:
+        if self._controller is not None:
+            return self
+        if self.eml_dir:
+            self.eml_dir.mkdir(parents=True, exist_ok=True)
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self._controller = self._make_controller()
+        self._controller.start()
+        with self._cond:
+            self.connections = 0  # the controller's own start-up probe does not count
+        for command, replies in self._initial_script.items():
+            self.script(command, replies)
+        self._initial_script = {}
+        log.info("smtp sink listening on %s:%s", self.host, self.port)
+        return self
+
+    def _make_controller(self) -> Controller:
+        sink = self
+        kwargs: dict[str, Any] = {
+            "hostname": "sink.devstack.test", "data_size_limit": self.data_size_limit,
+            "enable_SMTPUTF8": True, "timeout": 300,
+        }
+        if self.auth:
+            kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=False)
+        if self.tls_context and not self.implicit_tls:
+            kwargs.update(tls_context=self.tls_context, require_starttls=self.require_starttls)
+
+        class _Controller(Controller):
+            def factory(self) -> SMTP:
+                with warnings.catch_warnings():  # AUTH without TLS is intended on loopback
+                    warnings.simplefilter("ignore", UserWarning)
+                    return _SinkSMTP(sink._handler, **kwargs)
+
+        return _Controller(self._handler, hostname=self.host, port=self.port, ready_timeout=10.0,
+                           ssl_context=self.tls_context if self.implicit_tls else None)
+
+    def stop(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+
+    def down(self) -> None:
+        """Close the port: new connections are refused until :meth:`up` (kept mail stays)."""
+        self.stop()
+
+    def up(self) -> None:
+        """Listen again on the same port after :meth:`down`."""
+        self.start()
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- faults
+    def script(self, command: str, replies: Iterable[str | None]) -> None:
+        """Queue replies for ``command`` (one of CONNECT, EHLO, MAIL, RCPT, DATA, '.')."""
+        command = command.upper()
+        if command not in COMMANDS:
+            raise ValueError(f"Unknown SMTP command {command!r} to script; use one of {COMMANDS}")
+        with self._handler.script.lock:
+            self._handler.script.replies[command].extend(replies)
+
+    def clear_script(self) -> None:
+        with self._handler.script.lock:
+            self._handler.script.replies.clear()
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword) and self.auth is not None
+              and auth_data.login.decode() == self.auth[0] and auth_data.password.decode() == self.auth[1])
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+    def _count_connection(self) -> None:
+        with self._cond:
+            self.connections += 1
+
+    # ----------------------------------------------------------------- storage
+    def _store(self, envelope: Envelope, peer: str, auth_user: str | None) -> ReceivedMail:
+        raw = envelope.original_content or b""
+        match = _MESSAGE_ID.search(raw.split(b"\r\n\r\n", 1)[0])
+        mail = ReceivedMail(
+            mail_from=envelope.mail_from or "", rcpt_tos=tuple(envelope.rcpt_tos), raw=raw,
+            received_monotonic=time.monotonic(), received_at=datetime.now(UTC),
+            message_id=match.group(1).decode(errors="replace") if match else None,
+            peer=peer, auth_user=auth_user,
+        )
+        with self._cond:
+            number = len(self._mails) + 1
+            eml = self._write_eml(number, mail)
+            if self.log_path:
+                record = {
+                    "version": 1, "n": number, "message_id": mail.message_id, "mail_from": mail.mail_from,
+                    "rcpt_tos": list(mail.rcpt_tos), "received_at": mail.received_at.isoformat(),
+                    "monotonic": mail.received_monotonic, "size": len(raw), "sha256": mail.sha256,
+                    "auth_user": auth_user, "eml": str(eml) if eml else None,
+                }
+                with self.log_path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._mails.append(mail)
+            self._cond.notify_all()
+        return mail
+
+    def _write_eml(self, number: int, mail: ReceivedMail) -> Path | None:
+        if not self.eml_dir:
+            return None
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", (mail.message_id or "no-id").strip("<>"))[:80]
+        path = self.eml_dir / f"{number:05d}-{stem}.eml"
+        path.write_bytes(mail.raw)
+        return path
+
+    @property
+    def received(self) -> list[ReceivedMail]:
+        """A snapshot of the kept mails, oldest first."""
+        with self._cond:
+            return list(self._mails)
+
+    def messages(self) -> list[EmailMessage]:
+        """The kept mails parsed with ``email.policy.default``."""
+        return [mail.message() for mail in self.received]
+
+    def clear(self) -> None:
+        with self._cond:
+            self._mails.clear()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMail]:
+        """Block until at least ``count`` mails were kept; TimeoutError (naming what arrived) otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._mails) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the SMTP sink got {len(self._mails)} of {count} mails within "
+                                       f"{timeout} s: {[m.message_id for m in self._mails]}")
+                self._cond.wait(remaining)
+            return list(self._mails)
