@@ -182,7 +182,7 @@ def _server(r: _Reader, data: dict[str, Any], table: str, default_port: dict[str
 
 def _mailbox(r: _Reader, data: dict[str, Any], index: int) -> MailboxSettings:
     table = "mailbox"
-    r.unknown(data, table, _MAILBOX_KEYS, index)
+    r.unknown(data, table, _MAILBOX_KEYS | {"password"}, index)
     server = _server(r, data, table, {"none": 143, "starttls": 143, "tls": 993}, index)
     action = r.get(data, table, "done_action", str, "move", index)
     if action not in DONE_ACTIONS:
@@ -236,7 +236,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     database = _table(r, data, "database")
     r.unknown(database, "database", {"url"})
     outbound = _table(r, data, "smtp")
-    r.unknown(outbound, "smtp", _SERVER_KEYS | {"interval", "max_attempts"})
+    r.unknown(outbound, "smtp", _SERVER_KEYS | {"interval", "max_attempts", "password"})
     smtp = _server(r, outbound, "smtp", {"none": 25, "starttls": 587, "tls": 465})
     raw_boxes = data.get("mailbox", [])
     if not isinstance(raw_boxes, list) or not raw_boxes:

@@ -1,0 +1,49 @@
+# maildesk — the commands a newcomer needs.  Everything installs what it needs first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install system-deps test test-unit test-reliability lint demo bench bench-quick clean
+
+system-deps:
+	@if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then \
+	  echo "installing Dovecot (dovecot-imapd) with apt"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dovecot-imapd >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	@touch $@
+
+install: system-deps $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check maildesk devstack tests
+
+test: install
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests --ignore=tests/reliability
+
+test-unit: install
+	$(VENV)/bin/pytest -q tests/unit
+
+test-reliability: install
+	$(VENV)/bin/pytest -q tests/reliability
+
+demo: install
+	$(PY) -m devstack.demo
+
+bench: install
+	$(PY) -m bench
+
+bench-quick: install
+	$(PY) -m bench --quick
+
+clean:
+	rm -rf var .demo .pytest_cache

@@ -1,0 +1,258 @@
+"""The ``maildesk`` command: run the daemon, and look at or fix what it stores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from maildesk.config import Settings, parse_settings
+from maildesk.errors import ConfigError, MaildeskError, StoreUnavailableError
+
+EX_TEMPFAIL = 75
+DEFAULT_CONFIG = "config/maildesk.toml"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def load_settings(path: str) -> tuple[Settings, Path]:
+    """Read and validate the config file; the base folder is the one above ``config/``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    settings = parse_settings(text, str(path))
+    base = file.resolve().parent
+    return settings, base.parent if base.name == "config" else base
+
+
+config_option = click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+                             help="Path of maildesk.toml.")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """maildesk: an IT support desk run over plain email."""
+    _setup_logging(verbose)
+
+
+@main.command()
+@config_option
+def run(config_path: str) -> None:
+    """Run the daemon: poll the mailboxes, make tickets, send mail."""
+    from maildesk.daemon import Daemon, build_desk
+
+    try:
+        settings, base = load_settings(config_path)
+        desk = build_desk(settings, base)
+        code = Daemon(desk).run()
+    except ConfigError as exc:
+        _fail_config(exc)
+    except MaildeskError as exc:
+        click.echo(f"maildesk: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: str) -> None:
+    """Validate maildesk.toml and the rule files; list every problem as file:line: reason."""
+    problems: list[str] = []
+    try:
+        settings, base = load_settings(config_path)
+    except ConfigError as exc:
+        _fail_config(exc)
+    from maildesk.rules.policy import check_rules_dir
+
+    problems.extend(check_rules_dir(base / settings.rules_dir if not Path(settings.rules_dir).is_absolute()
+                                    else Path(settings.rules_dir)))
+    if problems:
+        _fail_config(ConfigError(problems))
+    click.echo(f"{config_path}: OK ({len(settings.mailboxes)} mailbox(es), support address "
+               f"{settings.support_address})")
+
+
+def _fail_config(exc: ConfigError) -> None:
+    for problem in exc.problems:
+        click.echo(problem, err=True)
+    sys.exit(1)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(config_path: str) -> None:
+    """Create or migrate the database schema to the latest version."""
+    from maildesk.store import migrate
+    from maildesk.store.session import make_engine
+
+    settings, _ = _settings_or_exit(config_path)
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    click.echo(f"database at revision {migrate.current_revision(engine)}")
+
+
+def _settings_or_exit(config_path: str) -> tuple[Settings, Path]:
+    try:
+        return load_settings(config_path)
+    except ConfigError as exc:
+        _fail_config(exc)
+        raise  # unreachable; keeps type checkers content
+
+
+def _sessions(settings: Settings):  # noqa: ANN202 - SessionFactory import stays lazy
+    from maildesk.store import migrate
+    from maildesk.store.session import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    return make_session_factory(engine)
+
+
+@main.group()
+def tickets() -> None:
+    """Look at tickets."""
+
+
+@tickets.command("list")
+@config_option
+@click.option("--status", default=None, help="Only tickets in this status.")
+@click.option("--limit", default=50, show_default=True)
+def tickets_list(config_path: str, status: str | None, limit: int) -> None:
+    """The newest tickets, one line each."""
+    from maildesk.store import queries
+    from maildesk.store.session import transaction
+
+    settings, _ = _settings_or_exit(config_path)
+    zone = ZoneInfo(settings.timezone)
+    with transaction(_sessions(settings)) as session:
+        rows = queries.list_tickets(session, status=status, limit=limit)
+        if not rows:
+            click.echo("no tickets")
+        for t in rows:
+            created = t.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            click.echo(f"{t.number}  {created}  {t.status:<8} {t.priority:<6} {t.category:<11} "
+                       f"{t.requester_addr:<28} {t.subject}")
+
+
+@tickets.command("show")
+@config_option
+@click.argument("number")
+def tickets_show(config_path: str, number: str) -> None:
+    """One ticket with its messages and events."""
+    from maildesk.ingest.thread import extract_ticket_ref
+    from maildesk.store import queries
+    from maildesk.store.session import transaction
+
+    settings, _ = _settings_or_exit(config_path)
+    zone = ZoneInfo(settings.timezone)
+    ref = extract_ticket_ref(number) or number.strip().upper()
+    with transaction(_sessions(settings)) as session:
+        ticket = queries.ticket_by_number(session, ref)
+        if ticket is None:
+            click.echo(f"no ticket {ref}", err=True)
+            sys.exit(1)
+
+        def local(at: datetime | None) -> str:
+            return at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+        click.echo(f"{ticket.number}  {ticket.subject}")
+        click.echo(f"  status {ticket.status}, priority {ticket.priority}, category {ticket.category}, "
+                   f"group {ticket.group or '-'}, assignee {ticket.assignee or '-'}")
+        click.echo(f"  requester {ticket.requester_name} <{ticket.requester_addr}>, created {local(ticket.created_at)}")
+        click.echo(f"  first response due {local(ticket.first_response_due_at)}, "
+                   f"resolution due {local(ticket.resolve_due_at)}")
+        click.echo(f"  participants: {', '.join(p.address + ' (' + p.role + ')' for p in ticket.participants)}")
+        click.echo("\nmessages:")
+        for m in ticket.messages:
+            click.echo(f"  [{local(m.created_at)}] {m.kind} from {m.from_addr}: {m.subject}")
+            for line in (m.reply_text or m.body_text).strip().splitlines()[:12]:
+                click.echo(f"      {line}")
+        click.echo("\nevents:")
+        for e in ticket.events:
+            details = {k: v for k, v in e.data.items() if k != "version"}
+            click.echo(f"  [{local(e.at)}] {e.kind} by {e.actor}: {json.dumps(details, ensure_ascii=False)[:300]}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def parse(file: str, as_json: bool) -> None:
+    """Show how maildesk reads one mail (exit 0 for any mail it could read at all)."""
+    from maildesk.ingest.describe import describe_mail
+
+    raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    result = describe_mail(raw)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    for key, value in result.items():
+        click.echo(f"{key}: {value}")
+
+
+@main.command()
+@config_option
+@click.argument("file", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+def ingest(config_path: str, file: str) -> None:
+    """Take one mail from FILE or stdin (for an MTA pipe).
+
+    Exits 0 when the mail is stored, 75 (EX_TEMPFAIL) when it could not be
+    stored, so the MTA keeps it and retries.
+    """
+    from maildesk.ingest.imap import FetchedMail
+
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        click.echo(f"maildesk ingest: cannot read {file}: {exc.strerror}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    if not raw.strip():
+        click.echo("maildesk ingest: empty input, nothing stored", err=True)
+        sys.exit(0)
+    try:
+        settings, base = load_settings(config_path)
+        from maildesk.daemon import build_desk
+
+        desk = build_desk(settings, base)
+        # A pipe has no UIDs: a hash of the bytes stands in, so a redelivery is stored once.
+        uid = int.from_bytes(hashlib.sha256(raw).digest()[:7], "big")
+        desk.runner.store_fetched("pipe", 0, [FetchedMail(uid, raw)])
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(EX_TEMPFAIL)
+    except Exception as exc:  # noqa: BLE001 - any failure to store must make the MTA retry
+        from maildesk.store.session import translate
+
+        error = translate(exc) or exc
+        click.echo(f"maildesk ingest: not stored, try again later: {error}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    try:
+        desk.runner.process_pending(limit=1)
+    except StoreUnavailableError as exc:
+        click.echo(f"maildesk ingest: stored; processing deferred to the daemon: {exc}", err=True)
+    click.echo(f"stored at {datetime.now(UTC).isoformat(timespec='seconds')}")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

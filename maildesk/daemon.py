@@ -1,0 +1,239 @@
+"""The composition root: builds everything from the settings and runs it.
+
+APScheduler only triggers runners; every runner asks the database what is
+due, so a restart loses and doubles nothing.  Jobs: one poll per mailbox
+(woken early by its IDLE watcher), the outbox sender, and the rule reloader.
+SIGTERM and SIGINT finish the mail in hand and stop.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.engine import make_url
+
+from maildesk.clock import SystemClock
+from maildesk.config import MailboxSettings, Settings
+from maildesk.domain import Clock
+from maildesk.errors import ConfigError, FetchError, MaildeskError
+from maildesk.ingest.imap import ImapSource
+from maildesk.ingest.poller import MailboxPoller
+from maildesk.ingest.runner import IngestRunner
+from maildesk.outbound.render import build_environment
+from maildesk.outbound.sender import OutboxSender
+from maildesk.outbound.smtp import SmtpTransport
+from maildesk.rules.policy import RulesPolicy
+from maildesk.store import migrate
+from maildesk.store.session import SessionFactory, make_engine, make_session_factory
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+IDLE_WAIT_SECONDS = 5.0
+RULES_CHECK_SECONDS = 5
+
+
+def secret_from_env(name: str | None, what: str, environ: dict[str, str] | None = None) -> str | None:
+    """The secret named by the settings, from the environment only."""
+    if not name:
+        return None
+    env = os.environ if environ is None else environ
+    if name not in env:
+        raise ConfigError(f"{what}: environment variable {name} is not set")
+    return env[name]
+
+
+def template_environment(settings: Settings, base_dir: Path) -> jinja2.Environment:
+    folder = Path(settings.templates_dir) if settings.templates_dir else DEFAULT_TEMPLATES
+    if not folder.is_absolute():
+        folder = base_dir / folder
+    return build_environment(jinja2.FileSystemLoader(str(folder)))
+
+
+class SingleDaemonLock:
+    """On SQLite only one daemon may run; an flock dies with its holder, even on kill -9."""
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        self.path = Path(f"{url.database}.lock") if url.get_backend_name() == "sqlite" and url.database else None
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self.path.read_text().strip() or "another process"
+            raise MaildeskError(f"another maildesk daemon ({holder}) already uses this SQLite database; "
+                                "run one daemon per SQLite file, or use PostgreSQL for several") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class Desk:
+    """Everything the daemon runs, built once from the settings."""
+
+    settings: Settings
+    sessions: SessionFactory
+    clock: Clock
+    policy: RulesPolicy
+    runner: IngestRunner
+    sender: OutboxSender
+    pollers: list[MailboxPoller]
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
+               environ: dict[str, str] | None = None) -> Desk:
+    clock = clock or SystemClock()
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    sessions = make_session_factory(engine)
+    policy = RulesPolicy.load(_resolve(base_dir, settings.rules_dir), settings)
+    runner = IngestRunner(settings=settings, sessions=sessions, clock=clock, policy=policy,
+                          templates=template_environment(settings, base_dir))
+    smtp_password = secret_from_env(settings.smtp.password_env, "smtp", environ)
+    sender = OutboxSender(sessions=sessions, clock=clock, transport=SmtpTransport(settings.smtp, smtp_password),
+                          max_attempts=settings.max_send_attempts)
+    pollers = [
+        MailboxPoller(settings=box, password=secret_from_env(box.server.password_env, f"mailbox {box.name}",
+                                                              environ),
+                      sessions=sessions, clock=clock, runner=runner)
+        for box in settings.mailboxes
+    ]
+    return Desk(settings, sessions, clock, policy, runner, sender, pollers)
+
+
+def _resolve(base_dir: Path, folder: str) -> Path:
+    path = Path(folder)
+    return path if path.is_absolute() else base_dir / path
+
+
+class Daemon:
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self._idle_threads: list[threading.Thread] = []
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        lock = SingleDaemonLock(self.desk.settings.database_url)
+        lock.acquire()
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            log.info("maildesk running: %d mailbox(es), support address %s",
+                     len(self.desk.pollers), self.desk.settings.support_address)
+            self.desk.stop.wait()
+            log.info("stopping: finishing the mail in hand")
+        finally:
+            self.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            lock.release()
+        log.info("maildesk stopped")
+        return 0
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        self.desk.stop.set()
+
+    def start(self) -> None:
+        now = datetime.now(UTC)
+        for poller in self.desk.pollers:
+            job_id = f"poll:{poller.settings.name}"
+            self.scheduler.add_job(self._poll_job, "interval", args=[poller], id=job_id, next_run_time=now,
+                                   seconds=poller.settings.poll_interval.total_seconds(),
+                                   max_instances=1, coalesce=True, misfire_grace_time=None)
+            if poller.settings.idle:
+                self._start_idle_watcher(poller.settings, poller, job_id)
+        self.scheduler.add_job(self._send_job, "interval", id="outbox", next_run_time=now,
+                               seconds=self.desk.settings.outbox_interval.total_seconds(),
+                               max_instances=1, coalesce=True, misfire_grace_time=None)
+        self.scheduler.add_job(self._rules_job, "interval", id="rules", seconds=RULES_CHECK_SECONDS,
+                               max_instances=1, coalesce=True)
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        self.desk.stop.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        for thread in self._idle_threads:
+            thread.join(timeout=IDLE_WAIT_SECONDS + 5)
+        for poller in self.desk.pollers:
+            poller.disconnect()
+
+    def wake(self, job_id: str) -> None:
+        """Run a job now instead of at its next interval."""
+        try:
+            self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+        except Exception:  # noqa: BLE001 - the job may be gone while shutting down
+            log.debug("could not wake %s", job_id, exc_info=True)
+
+    def _poll_job(self, poller: MailboxPoller) -> None:
+        stop = self.desk.stop
+        try:
+            poller.poll_once(stop)
+            outcomes = self.desk.runner.process_pending(stop)
+        except MaildeskError as exc:
+            log.error("polling %s failed: %s", poller.settings.name, exc)
+            return
+        if any(o.status == "new-ticket" for o in outcomes):
+            self.wake("outbox")
+
+    def _send_job(self) -> None:
+        try:
+            self.desk.sender.send_due(self.desk.stop)
+        except MaildeskError as exc:
+            log.error("sending failed: %s", exc)
+
+    def _rules_job(self) -> None:
+        self.desk.policy.refresh()
+
+    def _start_idle_watcher(self, settings: MailboxSettings, poller: MailboxPoller, job_id: str) -> None:
+        thread = threading.Thread(target=self._idle_loop, args=(settings, poller, job_id),
+                                  name=f"idle-{settings.name}", daemon=True)
+        self._idle_threads.append(thread)
+        thread.start()
+
+    def _idle_loop(self, settings: MailboxSettings, poller: MailboxPoller, job_id: str) -> None:
+        """A second connection that sits in IDLE and wakes the poll job on news."""
+        stop = self.desk.stop
+        failures = 0
+        while not stop.is_set():
+            try:
+                with ImapSource(settings, poller.password) as source:
+                    if not source.supports_idle():
+                        log.info("%s: server offers no IDLE; polling every %ss", settings.name,
+                                 int(settings.poll_interval.total_seconds()))
+                        return
+                    failures = 0
+                    while not stop.is_set():
+                        if source.wait_for_news(IDLE_WAIT_SECONDS):
+                            self.wake(job_id)
+            except FetchError as exc:
+                failures += 1
+                delay = min(2 ** failures, 60)
+                log.warning("%s: IDLE connection lost (%s); retrying in %ss", settings.name, exc, delay)
+                stop.wait(delay)
