@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from maildesk.config import MailboxSettings
 from maildesk.domain import Clock
 from maildesk.errors import AuthenticationError, FetchError
+from maildesk.faults import crashpoint
 from maildesk.ingest.imap import ImapSource
 from maildesk.ingest.runner import IngestRunner
 from maildesk.store import queries
@@ -88,6 +89,7 @@ class MailboxPoller:
                 stored_before = queries.known_uids(session, self.settings.name, uidvalidity, batch)
             new = [uid for uid in batch if uid not in stored_before]
             stored = self.runner.store_fetched(self.settings.name, uidvalidity, source.fetch(new))
+            crashpoint("raw_committed")
             missing = set(new) - set(stored)
             if missing:
                 log.warning("%s: %d UIDs vanished before fetch (moved or expunged by someone else): %s",

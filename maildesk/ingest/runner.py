@@ -38,6 +38,7 @@ from maildesk.domain import (
     ParsedMail,
 )
 from maildesk.errors import StoreUnavailableError
+from maildesk.faults import crashpoint
 from maildesk.ingest import loops, thread
 from maildesk.ingest.imap import FetchedMail
 from maildesk.ingest.parse import parse_mail
@@ -107,6 +108,7 @@ class IngestRunner:
             for mail in mails:
                 queries.insert_raw_mail(session, _raw_values(mailbox, uidvalidity, mail, now_at))
                 stored.append(mail.uid)
+            crashpoint("fetched_not_committed")
         return stored
 
     # -- step 2: one mail, one transaction -----------------------------------
@@ -134,6 +136,7 @@ class IngestRunner:
                 if raw is None or raw.status != "pending":
                     return Outcome("skipped", raw_id, reason="taken by another process or done")
                 outcome = self._apply(session, raw)
+                crashpoint("mid_apply")
         except Exception as exc:
             store_error = translate(exc)
             if isinstance(store_error, StoreUnavailableError):

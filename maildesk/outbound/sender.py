@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from maildesk.domain import Clock
 from maildesk.errors import PermanentDeliveryError
+from maildesk.faults import crashpoint
 from maildesk.outbound.smtp import Envelope, SendResult, SmtpTransport
 from maildesk.store import queries
 from maildesk.store.models import Outbox
@@ -59,7 +60,9 @@ class OutboxSender:
                 claimed = [(r.id, Envelope(r.mail_from, tuple(r.recipients), r.raw)) for r in rows]
             if not claimed:
                 break
+            crashpoint("outbox_claimed")
             results = self.transport.send_batch([env for _, env in claimed])
+            crashpoint("smtp_250_not_marked")
             report = self._record(list(zip([i for i, _ in claimed], results, strict=True)))
             total = SendReport(total.sent + report.sent, total.retried + report.retried, total.dead + report.dead)
             if report.sent == 0:
@@ -74,6 +77,7 @@ class OutboxSender:
                 if row is None:
                     continue
                 outcome = self._apply_result(session, row, result)
+            crashpoint("marked_sent")
             sent += outcome == "sent"
             retried += outcome == "retry"
             dead += outcome == "dead"

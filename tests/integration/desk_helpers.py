@@ -1,0 +1,82 @@
+"""Helpers shared by the integration tests: config files for a test desk, mail builders, DB counts."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from email.header import Header
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[2]
+SUPPORT = "support@desk.test"
+
+
+def write_config(tmp: Path, *, imap_host: str, imap_port: int, imap_user: str, smtp_host: str, smtp_port: int,
+                 database_url: str | None = None, batch_size: int = 200, poll_interval: str = "1s",
+                 idle: bool = True, done_action: str = "move") -> Path:
+    """A complete config folder (maildesk.toml + the shipped rule files) for one test desk."""
+    config = tmp / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    for name in ("rules.toml", "sla.toml", "groups.toml"):
+        if (ROOT / "config" / name).exists():
+            shutil.copy(ROOT / "config" / name, config / name)
+    url = database_url or f"sqlite:///{tmp / 'var' / 'maildesk.db'}"
+    (config / "maildesk.toml").write_text(textwrap.dedent(f"""
+        [desk]
+        support_address = "{SUPPORT}"
+        support_name = "技术支持中心"
+        timezone = "Asia/Shanghai"
+        rules_dir = "{config}"
+        templates_dir = "{ROOT / 'templates'}"
+
+        [database]
+        url = "{url}"
+
+        [[mailbox]]
+        name = "support"
+        host = "{imap_host}"
+        port = {imap_port}
+        security = "none"
+        user = "{imap_user}"
+        password_env = "MAILDESK_TEST_IMAP_PASSWORD"
+        done_action = "{done_action}"
+        poll_interval = "{poll_interval}"
+        idle = {"true" if idle else "false"}
+        batch_size = {batch_size}
+        timeout = "10s"
+
+        [smtp]
+        host = "{smtp_host}"
+        port = {smtp_port}
+        security = "none"
+        timeout = "10s"
+        interval = "1s"
+    """), encoding="utf-8")
+    return config / "maildesk.toml"
+
+
+def request_mail(sender: str, subject: str, body: str, *, name: str = "", message_id: str | None = None,
+                 in_reply_to: str | None = None, date_at: datetime | None = None) -> tuple[bytes, str]:
+    """A plain mail as a client would send it; returns (raw bytes, Message-ID without brackets)."""
+    msg = EmailMessage()
+    msg["From"] = f"{Header(name, 'utf-8').encode()} <{sender}>" if name else sender
+    msg["To"] = SUPPORT
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date_at or datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    mid = message_id or make_msgid(domain=sender.rpartition("@")[2])
+    msg["Message-ID"] = mid if mid.startswith("<") else f"<{mid}>"
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+        msg["References"] = f"<{in_reply_to}>"
+    msg.set_content(body)
+    return msg.as_bytes(), mid.strip("<>")
+
+
+def count(session_factory, model, *where) -> int:  # noqa: ANN001
+    with session_factory() as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
