@@ -206,3 +206,45 @@ def test_proxy_reset_and_stall(imap_account, tcp_proxy: Callable[..., TcpProxy])
     started = time.monotonic()
     imaplib.IMAP4(proxy.host, proxy.port, timeout=3).logout()
     assert time.monotonic() - started >= 0.2
+
+
+def test_the_samples_parse_and_the_reply_template_renders() -> None:
+    import email
+    import email.policy
+
+    from devstack.mailstack import render_reply, sample_paths
+
+    paths = sample_paths()
+    assert len(paths) == 7
+    for path in paths:
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert msg["Message-ID"] and msg["Date"] and msg["From"] and not msg.defects, path.name
+        assert msg.get_body(("plain", "html")) is not None, path.name
+    reply = email.message_from_bytes(render_reply("TS20261123001", "ack-1@example.test"),
+                                     policy=email.policy.default)
+    assert reply["Subject"] == "回复: 【技术支持】TS20261123001 打印机无法打印"
+    assert reply["In-Reply-To"] == "<ack-1@example.test>"
+    assert "TS20261123001" in reply.get_body(("plain",)).get_content()
+    with pytest.raises(ValueError):
+        render_reply("TS1\r\nBcc: x@evil.test", "<a@b>")
+
+
+def test_the_mail_stack_writes_stack_json_and_loads_samples(tmp_path) -> None:
+    import json
+
+    from devstack.mailstack import MailStack
+
+    if not Dovecot().binary:
+        pytest.skip("dovecot is not installed")
+    with MailStack(tmp_path / "stack", password="demo-pw") as stack:
+        info = json.loads(stack.stack_file.read_text())
+        assert (info["imap_port"], info["smtp_port"], info["imap_password"]) == (
+            stack.imap_port, stack.smtp_port, "demo-pw")
+        assert stack.load_samples() == list(range(1, 8))
+        with MailBoxUnencrypted(stack.imap_host, stack.imap_port, timeout=10).login("support", "demo-pw") as box:
+            subjects = [m.subject for m in box.fetch(mark_seen=False, bulk=True)]
+        assert "新员工入职需要开通账号和电脑" in subjects
+        with smtplib.SMTP(stack.smtp_host, stack.smtp_port, timeout=10) as client:
+            client.send_message(email_message(1))
+        assert len(stack.sink.wait_for(1, timeout=5)) == 1
+    assert not stack.stack_file.exists()
