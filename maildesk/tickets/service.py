@@ -26,9 +26,10 @@ EVENT_VERSION = 1
 
 
 def record_event(
-    session: Session, ticket_id: int | None, kind: str, actor: str, at: datetime, **data: Any
+    session: Session, ticket_id: int | None, what: str, actor: str, at: datetime, /, **data: Any
 ) -> Event:
-    event = Event(ticket_id=ticket_id, kind=kind, actor=actor, at=at, data={"version": EVENT_VERSION, **data})
+    """Append to the audit trail; ``data`` is stored as versioned JSON."""
+    event = Event(ticket_id=ticket_id, kind=what, actor=actor, at=at, data={"version": EVENT_VERSION, **data})
     session.add(event)
     return event
 
