@@ -193,6 +193,94 @@ def tickets_show(config_path: str, number: str) -> None:
             click.echo(f"  [{local(e.at)}] {e.kind} by {e.actor}: {json.dumps(details, ensure_ascii=False)[:300]}")
 
 
+@main.group()
+def quarantine() -> None:
+    """Mails that could not be processed, kept raw with the reason."""
+
+
+@quarantine.command("list")
+@config_option
+def quarantine_list(config_path: str) -> None:
+    from maildesk.store import queries
+    from maildesk.store.session import transaction
+
+    settings, _ = _settings_or_exit(config_path)
+    with transaction(_sessions(settings)) as session:
+        rows = queries.quarantined(session)
+        if not rows:
+            click.echo("quarantine is empty")
+        for raw in rows:
+            first = (raw.reason or "").strip().splitlines()
+            click.echo(f"{raw.id:>6}  {raw.mailbox}/{raw.uid}  {raw.size:>8} B  {raw.message_id or '-'}  "
+                       f"{first[-1][:100] if first else ''}")
+
+
+@quarantine.command("show")
+@config_option
+@click.argument("raw_id", type=int)
+@click.option("--raw", "show_raw", is_flag=True, help="Print the mail's bytes instead.")
+def quarantine_show(config_path: str, raw_id: int, show_raw: bool) -> None:
+    from maildesk.store.models import RawMail
+    from maildesk.store.session import transaction
+
+    settings, _ = _settings_or_exit(config_path)
+    with transaction(_sessions(settings)) as session:
+        raw = session.get(RawMail, raw_id)
+        if raw is None:
+            click.echo(f"no stored mail {raw_id}", err=True)
+            sys.exit(1)
+        if show_raw:
+            sys.stdout.buffer.write(raw.raw)
+            return
+        click.echo(f"mail {raw.id}: {raw.status}, from {raw.mailbox} UIDVALIDITY {raw.uidvalidity} UID {raw.uid}")
+        click.echo(f"  Message-ID {raw.message_id or '-'}, {raw.size} bytes, sha256 {raw.sha256}")
+        click.echo(f"  attempts {raw.attempts}, fetched {raw.fetched_at:%Y-%m-%d %H:%M:%S} UTC\n")
+        click.echo(raw.reason or "(no reason recorded)")
+
+
+@quarantine.command("retry")
+@config_option
+@click.argument("raw_ids", type=int, nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Requeue every quarantined mail.")
+def quarantine_retry(config_path: str, raw_ids: tuple[int, ...], retry_all: bool) -> None:
+    """Put mails back in the queue (after a fix); the daemon processes them on its next run."""
+    from maildesk.store import queries
+    from maildesk.store.session import transaction
+
+    if not raw_ids and not retry_all:
+        raise click.UsageError("name the mails to retry, or use --all")
+    settings, _ = _settings_or_exit(config_path)
+    with transaction(_sessions(settings)) as session:
+        n = queries.requeue_raw(session, None if retry_all else list(raw_ids))
+    click.echo(f"requeued {n} mail(s)")
+
+
+@main.command()
+@config_option
+def reconcile(config_path: str) -> None:
+    """Compare each mailbox on the server with the store; exit 1 if a handled mail is missing."""
+    from maildesk.daemon import imap_credential
+    from maildesk.ingest.reconcile import reconcile_mailbox
+
+    settings, _ = _settings_or_exit(config_path)
+    sessions = _sessions(settings)
+    ok = True
+    for box in settings.mailboxes:
+        try:
+            report = reconcile_mailbox(box, imap_credential(box.server, f"mailbox {box.name}"), sessions)
+        except MaildeskError as exc:
+            click.echo(f"{box.name}: cannot reconcile: {exc}", err=True)
+            ok = False
+            continue
+        click.echo(f"{box.name}: {report.on_server} on the server, {len(report.waiting)} waiting to be fetched, "
+                   f"{len(report.missing)} missing; stored: "
+                   + ", ".join(f"{k} {v}" for k, v in sorted(report.stored_by_status.items())))
+        for folder, uid, mid in report.missing:
+            click.echo(f"  MISSING {folder} UID {uid} Message-ID {mid or '-'}")
+        ok = ok and report.ok
+    sys.exit(0 if ok else 1)
+
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

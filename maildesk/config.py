@@ -76,6 +76,9 @@ class ServerSettings:
     password_env: str | None
     timeout: timedelta
     ca_file: str | None = None
+    auth: str = "password"  # password | xoauth2
+    token_env: str | None = None
+    token_command: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,9 @@ class _Reader:
             self.problem(table, key, f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})", index)
 
 
-_SERVER_KEYS = {"host", "port", "security", "user", "password_env", "timeout", "ca_file"}
+_SERVER_KEYS = {"host", "port", "security", "user", "password_env", "timeout", "ca_file", "auth", "token_env",
+                "token_command"}
+AUTH_MODES = ("password", "xoauth2")
 _MAILBOX_KEYS = _SERVER_KEYS | {"name", "folder", "done_action", "done_folder", "done_flag",
                                 "poll_interval", "idle", "batch_size", "queue"}
 
@@ -169,7 +174,21 @@ def _server(r: _Reader, data: dict[str, Any], table: str, default_port: dict[str
     if "password" in data:
         r.problem(table, "password", "passwords are never written in files; "
                   "set password_env to the name of an environment variable", index)
+    auth = r.get(data, table, "auth", str, "password", index)
+    if auth not in AUTH_MODES:
+        r.problem(table, "auth", f"must be 'password' or 'xoauth2', got {auth!r}", index)
+    token_env = r.get(data, table, "token_env", str, None, index)
+    token_command = r.get(data, table, "token_command", list, [], index)
+    if auth == "xoauth2" and not token_env and not token_command:
+        r.problem(table, "auth", "xoauth2 needs token_env (a variable holding the access token) or "
+                  "token_command (a command printing it)", index)
+    if token_command and not all(isinstance(part, str) for part in token_command):
+        r.problem(table, "token_command", "must be a list of strings, e.g. [\"oauth2-token\", \"--mailbox\"]",
+                  index)
     return ServerSettings(
+        auth=auth or "password",
+        token_env=token_env,
+        token_command=tuple(str(part) for part in token_command),
         host=r.get(data, table, "host", str, ..., index) or "",
         port=port or default_port[security],
         security=security,

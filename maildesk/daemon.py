@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import signal
+import subprocess
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,10 +24,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import make_url
 
 from maildesk.clock import SystemClock
-from maildesk.config import MailboxSettings, Settings
+from maildesk.config import MailboxSettings, ServerSettings, Settings
 from maildesk.domain import Clock
 from maildesk.errors import ConfigError, FetchError, MaildeskError
-from maildesk.ingest.imap import ImapSource
+from maildesk.ingest.imap import Credential, ImapSource
 from maildesk.ingest.poller import MailboxPoller
 from maildesk.ingest.runner import IngestRunner
 from maildesk.outbound.render import build_environment
@@ -51,6 +52,32 @@ def secret_from_env(name: str | None, what: str, environ: dict[str, str] | None 
     if name not in env:
         raise ConfigError(f"{what}: environment variable {name} is not set")
     return env[name]
+
+
+def imap_credential(server: ServerSettings, what: str, environ: dict[str, str] | None = None) -> Credential:
+    """How a mailbox proves who it is: a password from the environment, or an OAuth2 token.
+
+    A token is fetched again at every connect (from its variable, or by running
+    ``token_command``), since access tokens expire within the hour.
+    """
+    env = os.environ if environ is None else environ
+    if server.auth != "xoauth2":
+        password = secret_from_env(server.password_env, what, environ)
+        return lambda: password
+    if server.token_env:
+        name = server.token_env
+        return lambda: env.get(name)
+
+    def run_command() -> str | None:
+        try:
+            result = subprocess.run(list(server.token_command), capture_output=True, text=True, timeout=30,
+                                    check=True)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise FetchError(f"{what}: token command {server.token_command[0]!r} failed: "
+                             f"{exc.__class__.__name__}") from None
+        return result.stdout.strip() or None
+
+    return run_command
 
 
 def template_environment(settings: Settings, base_dir: Path) -> jinja2.Environment:
@@ -117,8 +144,7 @@ def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
     sender = OutboxSender(sessions=sessions, clock=clock, transport=SmtpTransport(settings.smtp, smtp_password),
                           max_attempts=settings.max_send_attempts)
     pollers = [
-        MailboxPoller(settings=box, password=secret_from_env(box.server.password_env, f"mailbox {box.name}",
-                                                              environ),
+        MailboxPoller(settings=box, credential=imap_credential(box.server, f"mailbox {box.name}", environ),
                       sessions=sessions, clock=clock, runner=runner)
         for box in settings.mailboxes
     ]
@@ -223,7 +249,7 @@ class Daemon:
         failures = 0
         while not stop.is_set():
             try:
-                with ImapSource(settings, poller.password) as source:
+                with ImapSource(settings, poller.credential) as source:
                     if not source.supports_idle():
                         log.info("%s: server offers no IDLE; polling every %ss", settings.name,
                                  int(settings.poll_interval.total_seconds()))

@@ -14,7 +14,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
@@ -45,12 +45,20 @@ def ssl_context(ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
-class ImapSource:
-    """One connection to one folder of one mailbox."""
+Credential = Callable[[], str | None]
 
-    def __init__(self, settings: MailboxSettings, password: str | None) -> None:
+
+class ImapSource:
+    """One connection to one folder of one mailbox.
+
+    ``credential`` returns the password, or the OAuth2 access token when the
+    mailbox logs in with XOAUTH2; it is asked at every connect because tokens
+    expire.
+    """
+
+    def __init__(self, settings: MailboxSettings, credential: Credential) -> None:
         self.settings = settings
-        self._password = password
+        self._credential = credential
         self._box: MailBox | MailBoxStartTls | MailBoxUnencrypted | None = None
 
     def __enter__(self) -> ImapSource:
@@ -79,7 +87,11 @@ class ImapSource:
         except _IMAP_ERRORS as exc:
             raise FetchError(f"{self.label}: cannot connect: {_describe(exc)}") from None
         try:
-            box.login(server.user or "", self._password or "", initial_folder=None)
+            secret = self._credential() or ""
+            if server.auth == "xoauth2":
+                box.xoauth2(server.user or "", secret, initial_folder=None)
+            else:
+                box.login(server.user or "", secret, initial_folder=None)
         except MailboxLoginError:
             _quietly_close(box)
             raise AuthenticationError(f"{self.label}: login refused for user {server.user!r}") from None
@@ -169,6 +181,29 @@ class ImapSource:
     def _ensure_folder(self, folder: str) -> None:
         if not self.box.folder.exists(folder):
             self.box.folder.create(folder)
+
+    def message_ids(self, folder: str) -> list[tuple[int, str | None, int]]:
+        """(UID, Message-ID, size) of every mail in ``folder``, for reconciling."""
+        try:
+            if not self.box.folder.exists(folder):
+                return []
+            self.box.folder.set(folder, readonly=True)
+            status, data = self.box.client.uid(
+                "FETCH", "1:*", "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        except _IMAP_ERRORS as exc:
+            raise FetchError(f"{self.label}: listing {folder} failed: {_describe(exc)}") from None
+        finally:
+            self._select()
+        if status != "OK":
+            raise FetchError(f"{self.label}: FETCH answered {status}")
+        found = []
+        for item in data:
+            if isinstance(item, tuple) and len(item) >= 2:
+                uid, size = _UID_RE.search(item[0]), _SIZE_RE.search(item[0])
+                header = item[1].decode("ascii", "replace").partition(":")[2].strip().strip("<>")
+                if uid is not None:
+                    found.append((int(uid.group(1)), header or None, int(size.group(1)) if size else 0))
+        return found
 
     def supports_idle(self) -> bool:
         return "IDLE" in getattr(self.box.client, "capabilities", ())

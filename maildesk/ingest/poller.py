@@ -19,7 +19,7 @@ from maildesk.config import MailboxSettings
 from maildesk.domain import Clock
 from maildesk.errors import AuthenticationError, FetchError
 from maildesk.faults import crashpoint
-from maildesk.ingest.imap import ImapSource
+from maildesk.ingest.imap import Credential, ImapSource
 from maildesk.ingest.runner import IngestRunner
 from maildesk.store import queries
 from maildesk.store.models import MailboxState
@@ -44,17 +44,17 @@ class MailboxPoller:
         self,
         *,
         settings: MailboxSettings,
-        password: str | None,
+        credential: Credential,
         sessions: SessionFactory,
         clock: Clock,
         runner: IngestRunner,
-        source_factory: Callable[[MailboxSettings, str | None], ImapSource] = ImapSource,
+        source_factory: Callable[[MailboxSettings, Credential], ImapSource] = ImapSource,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
         self.runner = runner
-        self.password = password
+        self.credential = credential
         self._factory = source_factory
         self._source: ImapSource | None = None
         self._failures = 0
@@ -102,7 +102,7 @@ class MailboxPoller:
 
     def _connected(self) -> ImapSource:
         if self._source is None:
-            source = self._factory(self.settings, self.password)
+            source = self._factory(self.settings, self.credential)
             source.connect()
             self._source = source
         return self._source

@@ -165,3 +165,33 @@ def list_tickets(session: Session, *, status: str | None = None, limit: int = 50
     if status:
         stmt = stmt.where(Ticket.status == status)
     return list(session.scalars(stmt))
+
+
+def quarantined(session: Session, limit: int = 100) -> list[RawMail]:
+    stmt = select(RawMail).where(RawMail.status == "quarantined").order_by(RawMail.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def requeue_raw(session: Session, raw_ids: Sequence[int] | None) -> int:
+    """Put quarantined mails back in the queue (all of them when ``raw_ids`` is None)."""
+    stmt = select(RawMail).where(RawMail.status == "quarantined")
+    if raw_ids is not None:
+        stmt = stmt.where(RawMail.id.in_(list(raw_ids)))
+    rows = list(session.scalars(stmt))
+    for row in rows:
+        row.status, row.attempts, row.next_attempt_at = "pending", 0, None
+    return len(rows)
+
+
+def stored_message_ids(session: Session, message_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    ids = [m for m in message_ids if m]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found.update(m for (m,) in session.execute(select(RawMail.message_id).where(RawMail.message_id.in_(chunk))))
+    return found
+
+
+def raw_counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(RawMail.status, func.count(RawMail.id)).group_by(RawMail.status))
+    return {status: int(n) for status, n in rows}
