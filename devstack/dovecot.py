@@ -15,18 +15,17 @@ import logging
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from devstack import imapops
+from devstack import imapops, process
 from devstack.dovecotconf import render_config
 from devstack.net import LOOPBACK, free_port, wait_for_greeting
 from devstack.tlsca import TestCA
@@ -167,13 +166,7 @@ class Dovecot:
 
     def _spawn(self) -> None:
         cmd = [str(self.binary), "-F", "-c", str(self.config_path)]
-        out = open(self.state_dir / "log" / "master.out", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        finally:
-            out.close()
+        self._proc = process.spawn(cmd, self.state_dir / "log" / "master.out")
         _RUNNING.add(self)
         deadline = time.monotonic() + self.start_timeout
         while True:
@@ -198,21 +191,21 @@ class Dovecot:
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the server, stay down ``down_seconds``, start again on the same port with the same mail."""
+        port = self.imap_port
+        self._kill()
+        time.sleep(down_seconds)
+        wanted, self._wanted_port = self._wanted_port, port
+        try:
+            self.start()
+        finally:
+            self._wanted_port = wanted
+
     def _kill(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("dovecot %s ignored SIGTERM for %s s; killing it", self.instance_name, timeout)
-        # Children that outlive the master (or a master that ignored SIGTERM) share its session.
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout)
-        _wait_group_gone(proc.pid, timeout)
+        if proc is not None:
+            process.stop_group(proc, timeout)
 
     def __enter__(self) -> Dovecot:
         return self.start()
@@ -331,25 +324,6 @@ def _make_parents_traversable(path: Path) -> None:
         if not mode & 0o001:
             log.warning("adding o+x to %s so that dovecot's mail processes can reach %s", parent, path)
             parent.chmod((mode & 0o7777) | 0o011)
-
-
-def _wait_group_gone(pgid: int, timeout: float) -> None:
-    """Wait until no live process of group ``pgid`` is left (children exit shortly after the master)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = False
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":  # zombies are init's to reap
-                alive = True
-                break
-        if not alive:
-            return
-        time.sleep(0.05)
-    log.warning("processes of dovecot group %s still exist after %s s", pgid, timeout)
 
 
 @atexit.register

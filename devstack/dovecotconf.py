@@ -36,7 +36,8 @@ default_vsz_limit = 2G
 mail_location = maildir:~/Maildir
 mail_fsync = never
 mail_max_userip_connections = 1000
-imap_idle_notify_interval = 1 secs
+mailbox_idle_check_interval = 1 secs
+auth_failure_delay = 0
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {state}/etc/users/%u
@@ -71,6 +72,7 @@ service imap-login {{
     address = {host}
     port = {imaps_port}
 {imaps_ssl}  }}
+  process_limit = 1024
 {login_chroot}}}
 service anvil {{
 {anvil_chroot}}}

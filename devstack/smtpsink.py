@@ -12,25 +12,20 @@ Every accepted mail is kept as a :class:`ReceivedMail` (envelope, raw bytes, mon
 - ``rcpt_replies``: a permanent reply per recipient address (e.g. ``550 5.1.1`` for a bouncing one).
 - ``down()``/``up()``: close the listening port (connections refused) and open it again on the same port.
 - AUTH PLAIN/LOGIN against one user/password; STARTTLS or implicit TLS with a :class:`TestCA` certificate.
+
+What is kept lives in :mod:`devstack.sinkstore`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
-import hashlib
-import json
 import logging
-import re
 import ssl
 import threading
-import time
 import warnings
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
@@ -40,34 +35,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from devstack.net import LOOPBACK, free_port
+from devstack.sinkstore import MailStore, ReceivedMail
 
 log = logging.getLogger(__name__)
 
 COMMANDS = ("CONNECT", "EHLO", "MAIL", "RCPT", "DATA", ".")
-_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class ReceivedMail:
-    """One accepted mail as the sink saw it."""
-
-    mail_from: str
-    rcpt_tos: tuple[str, ...]
-    raw: bytes
-    received_monotonic: float
-    received_at: datetime
-    message_id: str | None
-    peer: str = ""
-    auth_user: str | None = None
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.raw).hexdigest()
-
-    def message(self) -> EmailMessage:
-        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
 
 
 @dataclass
@@ -158,7 +130,8 @@ class _Handler:
             await asyncio.sleep(self.sink.delay_seconds)
         auth = session.auth_data
         user = auth.login.decode() if isinstance(auth, LoginPassword) else None
-        mail = self.sink._store(envelope, str(session.peer), user)
+        mail = self.sink._store.add(envelope.mail_from or "", tuple(envelope.rcpt_tos),
+                                    envelope.original_content or b"", str(session.peer), user)
         if reply == "hang":
             await asyncio.sleep(self.sink.hang_seconds)
         return f"250 2.0.0 Ok: queued as {mail.sha256[:12]}"
@@ -191,6 +164,7 @@ class SmtpSink:
         self.port = port or 0
         self.log_path = Path(log_path) if log_path else None
         self.eml_dir = Path(eml_dir) if eml_dir else None
+        self._store = MailStore(self.log_path, self.eml_dir)
         self.auth = auth
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
@@ -202,22 +176,18 @@ class SmtpSink:
         self.connections = 0
         self._initial_script = dict(script or {})
         self._handler = _Handler(self)
-        self._mails: list[ReceivedMail] = []
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._controller: Controller | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> SmtpSink:
         if self._controller is not None:
             return self
-        if self.eml_dir:
-            self.eml_dir.mkdir(parents=True, exist_ok=True)
-        if self.log_path:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._store.prepare()
         self.port = self.port or free_port()
         self._controller = self._make_controller()
         self._controller.start()
-        with self._cond:
+        with self._lock:
             self.connections = 0  # the controller's own start-up probe does not count
         for command, replies in self._initial_script.items():
             self.script(command, replies)
@@ -285,65 +255,22 @@ class SmtpSink:
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     def _count_connection(self) -> None:
-        with self._cond:
+        with self._lock:
             self.connections += 1
 
-    # ----------------------------------------------------------------- storage
-    def _store(self, envelope: Envelope, peer: str, auth_user: str | None) -> ReceivedMail:
-        raw = envelope.original_content or b""
-        match = _MESSAGE_ID.search(raw.split(b"\r\n\r\n", 1)[0])
-        mail = ReceivedMail(
-            mail_from=envelope.mail_from or "", rcpt_tos=tuple(envelope.rcpt_tos), raw=raw,
-            received_monotonic=time.monotonic(), received_at=datetime.now(UTC),
-            message_id=match.group(1).decode(errors="replace") if match else None,
-            peer=peer, auth_user=auth_user,
-        )
-        with self._cond:
-            number = len(self._mails) + 1
-            eml = self._write_eml(number, mail)
-            if self.log_path:
-                record = {
-                    "version": 1, "n": number, "message_id": mail.message_id, "mail_from": mail.mail_from,
-                    "rcpt_tos": list(mail.rcpt_tos), "received_at": mail.received_at.isoformat(),
-                    "monotonic": mail.received_monotonic, "size": len(raw), "sha256": mail.sha256,
-                    "auth_user": auth_user, "eml": str(eml) if eml else None,
-                }
-                with self.log_path.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self._mails.append(mail)
-            self._cond.notify_all()
-        return mail
-
-    def _write_eml(self, number: int, mail: ReceivedMail) -> Path | None:
-        if not self.eml_dir:
-            return None
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", (mail.message_id or "no-id").strip("<>"))[:80]
-        path = self.eml_dir / f"{number:05d}-{stem}.eml"
-        path.write_bytes(mail.raw)
-        return path
-
+    # ----------------------------------------------------------------- what was kept
     @property
     def received(self) -> list[ReceivedMail]:
         """A snapshot of the kept mails, oldest first."""
-        with self._cond:
-            return list(self._mails)
+        return self._store.snapshot()
 
     def messages(self) -> list[EmailMessage]:
         """The kept mails parsed with ``email.policy.default``."""
         return [mail.message() for mail in self.received]
 
     def clear(self) -> None:
-        with self._cond:
-            self._mails.clear()
+        self._store.clear()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMail]:
         """Block until at least ``count`` mails were kept; TimeoutError (naming what arrived) otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self._mails) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"the SMTP sink got {len(self._mails)} of {count} mails within "
-                                       f"{timeout} s: {[m.message_id for m in self._mails]}")
-                self._cond.wait(remaining)
-            return list(self._mails)
+        return self._store.wait_for(count, timeout)

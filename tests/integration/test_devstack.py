@@ -248,3 +248,67 @@ def test_the_mail_stack_writes_stack_json_and_loads_samples(tmp_path) -> None:
             client.send_message(email_message(1))
         assert len(stack.sink.wait_for(1, timeout=5)) == 1
     assert not stack.stack_file.exists()
+
+
+@pytest.mark.postgres
+def test_pg_url_is_a_fresh_empty_database(pg_url: str) -> None:
+    import psycopg
+
+    conninfo = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(conninfo, connect_timeout=5) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
+    assert name.startswith("maildesk_test_") and tables == 0
+
+
+def test_the_test_ca_issues_expired_and_self_signed_certificates_clients_refuse(test_ca, tmp_path) -> None:
+    import ssl
+    import threading
+
+    from devstack.tlsca import self_signed
+
+    for cert, key in (test_ca.issue("expired", tmp_path, expired=True), self_signed("rogue", tmp_path),
+                      test_ca.issue("wrong-name", tmp_path, ("mail.other.test",))):
+        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ctx.load_cert_chain(cert, key)
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+
+            def serve(listener=listener, server_ctx=server_ctx) -> None:
+                conn, _ = listener.accept()
+                try:
+                    server_ctx.wrap_socket(conn, server_side=True).close()
+                except (ssl.SSLError, OSError):
+                    conn.close()
+
+            thread = threading.Thread(target=serve, daemon=True)
+            thread.start()
+            with pytest.raises(ssl.SSLCertVerificationError), \
+                    socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                test_ca.client_context().wrap_socket(raw, server_hostname="localhost")
+            thread.join(5)
+
+
+def test_idle_reports_a_mail_appended_by_another_connection(imap_account) -> None:
+    import threading
+
+    with MailBoxUnencrypted(imap_account.host, imap_account.port, timeout=10).login(
+            imap_account.user, imap_account.password) as box:
+        box.idle.start()
+        try:
+            timer = threading.Timer(0.5, imap_account.append, args=(make_mail(1),))
+            timer.start()
+            responses = box.idle.poll(timeout=10)
+            timer.join()
+        finally:
+            box.idle.stop()
+    assert any(b"EXISTS" in r for r in responses)
+
+
+def test_a_restarted_dovecot_keeps_port_and_mail(dovecot_factory) -> None:
+    private = dovecot_factory(users={"agent": "pw"})
+    port = private.imap_port
+    private.append("agent", "pw", "INBOX", make_mail(1))
+    private.restart(down_seconds=0.2)
+    assert private.imap_port == port
+    assert private.list_uids("agent") == [1]
