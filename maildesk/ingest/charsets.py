@@ -37,6 +37,7 @@ _SECOND_TRY = {"cp950": "big5hkscs"}
 # 7-bit encodings: ASCII-only bytes still need the codec.
 _SEVEN_BIT = frozenset({"utf-7", "iso2022_jp_ext", "iso2022_jp_2", "iso2022_jp", "iso2022_kr", "hz"})
 
+_CJK = re.compile(r"[\u2000-\u206f\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*?)\?=")
 _LINEBREAK = re.compile(r"\r\n|\r|\n")
 _FOLD = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
@@ -57,15 +58,22 @@ def normalize_charset(label: str | None) -> str | None:
         return None
 
 
-def _mostly_utf8(data: bytes) -> bool:
-    """True when the bytes are valid UTF-8 and contain at least one multi-byte sequence."""
+def _utf8_text(data: bytes) -> str | None:
+    """The text of bytes that are valid UTF-8 with at least one multi-byte sequence, else None."""
     if data.isascii():
-        return False
+        return None
     try:
-        data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        return False
-    return True
+        return None
+
+
+def _is_cjk_text(text: str) -> bool:
+    """Every non-ASCII character is CJK, CJK punctuation or full-width: what mislabelled UTF-8 mail holds.
+
+    Short GBK strings can be valid UTF-8 by accident ("郑伟" reads as Hebrew and Greek), never as CJK.
+    """
+    return all(ord(ch) < 0x80 or _CJK.match(ch) for ch in text)
 
 
 def _candidates(declared: str | None, data: bytes) -> list[str]:
@@ -73,8 +81,9 @@ def _candidates(declared: str | None, data: bytes) -> list[str]:
     order: list[str] = []
     if codec is None and b"\x1b$" in data:
         order.append("iso2022_jp_2")  # undeclared ISO-2022-JP still announces itself with escapes
-    if codec is not None and (codec in _PERMISSIVE or codec in _LEGACY_CJK) and _mostly_utf8(data):
-        order.append("utf-8")  # mislabelled UTF-8: valid UTF-8 by accident is vanishingly rare
+    as_utf8 = _utf8_text(data) if codec in _PERMISSIVE or codec in _LEGACY_CJK else None
+    if as_utf8 is not None and (codec in _PERMISSIVE or _is_cjk_text(as_utf8)):
+        order.append("utf-8")  # mislabelled UTF-8
     if codec is not None:
         order.append(codec)
         if codec in _SECOND_TRY:
@@ -106,6 +115,14 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, str | None]:
     return text, f"charset: undecodable bytes replaced ({declared or 'no charset'} → {fallback})"
 
 
+def _fits(data: bytes, codec: str) -> bool:
+    try:
+        data.decode(codec)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def to_raw_bytes(text: str) -> bytes:
     """Recover the original bytes of a header decoded by the email package with surrogateescape."""
     return text.encode("utf-8", errors="surrogateescape")
@@ -117,8 +134,13 @@ def decode_raw_header_text(text: str) -> tuple[str, str | None]:
         return text, None
     if not any("\udc80" <= ch <= "\udcff" for ch in text):
         return text, None
-    decoded, defect = decode_bytes(to_raw_bytes(text), None)
-    return decoded, defect or "header: raw 8-bit bytes without encoding"
+    raw = to_raw_bytes(text)
+    try:
+        return raw.decode("utf-8"), None  # RFC 6532 allows raw UTF-8 in headers
+    except UnicodeDecodeError:
+        decoded, _ = decode_bytes(raw, None)
+    codec = "gb18030" if _fits(raw, "gb18030") else "utf-8 with replacements"
+    return decoded, f"header: raw 8-bit bytes that are not UTF-8, decoded as {codec}"
 
 
 def _decode_word_payload(encoding: str, payload: str) -> bytes:

@@ -153,7 +153,7 @@ def parse_content_header(value: str | None) -> tuple[str, dict[str, str], list[s
     if not value:
         return "", {}, []
     pieces = _split_params(re.sub(r"\r?\n[ \t]*|\r", " ", value))
-    main = pieces[0].strip().lower()
+    main = pieces[0].strip().strip('"').strip().lower()
     segments: dict[str, list[tuple[int, bool, str]]] = {}
     for piece in pieces[1:]:
         key, sep, raw = piece.partition("=")

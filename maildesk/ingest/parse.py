@@ -261,7 +261,21 @@ def _walk_forward(part: Message, payload: object, depth: int, reading: _Reading)
         if value is not None:
             lines.append(f"{name}: {decode_header_value(value)[0].strip()}")
     reading.add_text("\n".join(lines))
+    _keep_message_file(part, inner, reading)
     _walk(inner, depth + 1, reading)
+
+
+def _keep_message_file(part: Message, inner: Message, reading: _Reading) -> None:
+    """The forwarded or returned mail itself, as a .eml file (bounce readers and agents want it)."""
+    _, dparams, _ = parse_content_header(raw_header(part, "content-disposition"))
+    _, params, _ = parse_content_header(raw_header(part, "content-type"))
+    try:
+        data = inner.as_bytes(policy=compat32)
+    except Exception as error:  # re-serialising a broken inner mail may fail; its text is still read
+        reading.defect(f"mime: forwarded mail could not be kept as a file ({type(error).__name__})")
+        return
+    name = _clean_filename(dparams.get("filename") or params.get("name") or "")
+    reading.attachments.append(Attachment(filename=name, content_type="message/rfc822", size=len(data), data=data))
 
 
 def _attach_message_part(part: Message, ctype: str, payload: list[Message], reading: _Reading) -> None:
