@@ -52,7 +52,10 @@ class DovecotError(RuntimeError):
 class Dovecot:
     """One throwaway Dovecot instance.  Use as a context manager or call :meth:`start`/:meth:`stop`.
 
-    ``state_dir`` is created when missing (a private temp folder when None, removed again by ``stop``).
+    ``state_dir`` is created when missing (a private temp folder when None, removed again by ``stop``
+    unless ``keep_state``).  As root every parent of it must stay traversable by ``nobody``: do not put
+    it under pytest's ``tmp_path`` — pytest resets ``/tmp/pytest-of-USER`` to 0700 whenever another
+    session starts, which breaks a running instance.
     ``users`` maps names to plain passwords; more can be added with :meth:`add_user` at any time.
     ``tls=True`` enables STARTTLS on the IMAP port and implicit TLS on :attr:`imaps_port` with a
     certificate for ``localhost``/``127.0.0.1`` issued by :attr:`ca` (a generated :class:`TestCA`).
@@ -69,11 +72,12 @@ class Dovecot:
         debug: bool = False,
         start_timeout: float = 15.0,
         binary: str | None = None,
+        keep_state: bool = False,
     ) -> None:
         if start_timeout <= 0:
             raise ValueError("The Dovecot start timeout must be positive")
-        self._own_state_dir = state_dir is None
-        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="devstack-dovecot-")).resolve()
+        self._own_state_dir = state_dir is None and not keep_state
+        self._state_dir = Path(state_dir).resolve() if state_dir is not None else None
         self.host = LOOPBACK
         self._wanted_port = imap_port
         self.imap_port = 0
@@ -91,6 +95,13 @@ class Dovecot:
             self.add_user(name, password)
 
     # ----------------------------------------------------------------- paths
+    @property
+    def state_dir(self) -> Path:
+        """The state folder; a private temp folder is made on first use when none was given."""
+        if self._state_dir is None:
+            self._state_dir = Path(tempfile.mkdtemp(prefix="devstack-dovecot-")).resolve()
+        return self._state_dir
+
     @property
     def config_path(self) -> Path:
         return self.state_dir / "dovecot.conf"
@@ -129,7 +140,7 @@ class Dovecot:
             raise ValueError("The password must be non-empty without ':' or line breaks")
         changed = name in self._users and self._users[name] != password
         self._users[name] = password
-        if self.users_dir.exists():
+        if self._state_dir is not None and self.users_dir.exists():
             self._write_user(name)
             if changed and self.running:
                 time.sleep(1.1)
@@ -188,8 +199,9 @@ class Dovecot:
         """Stop the master (SIGTERM, then SIGKILL of its process group) and wait for it to exit."""
         self._kill(timeout)
         _RUNNING.discard(self)
-        if self._own_state_dir:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+        if self._own_state_dir and self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
 
     def restart(self, down_seconds: float = 0.0) -> None:
         """Stop the server, stay down ``down_seconds``, start again on the same port with the same mail."""

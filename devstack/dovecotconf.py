@@ -75,7 +75,11 @@ service imap-login {{
   process_limit = 1024
 {login_chroot}}}
 service anvil {{
+  client_limit = 2000
 {anvil_chroot}}}
+service auth {{
+  client_limit = 2000
+}}
 service imap {{
   process_limit = 1024
 }}

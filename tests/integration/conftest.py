@@ -10,6 +10,9 @@ exit).  Factories follow aiosmtpd's test style: call the fixture to get one more
 - ``test_ca`` (session): the throwaway CA that the TLS variants share.
 - ``pg_url`` (function): a fresh database ``maildesk_test_<random>`` on ``MAILDESK_TEST_PG_URL``.
 
+Dovecot state folders are private ``/tmp/devstack-dovecot-*`` folders removed at stop; set
+``MAILDESK_TEST_KEEP_DOVECOT=1`` to keep them (config and log) for a post-mortem.
+
 Every test here runs under a SIGALRM deadline (``MAILDESK_TEST_TIMEOUT`` seconds, default 120) so no test
 can hang forever even where a library has no timeout.
 """
@@ -33,6 +36,7 @@ from devstack.tlsca import TestCA
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_TIMEOUT = float(os.environ.get("MAILDESK_TEST_TIMEOUT", "120"))
+KEEP_STATE = os.environ.get("MAILDESK_TEST_KEEP_DOVECOT", "") not in ("", "0")
 
 
 @pytest.fixture(autouse=True)
@@ -66,10 +70,12 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
 
 
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+def dovecot() -> Iterator[Dovecot]:
     """The Dovecot shared by the session; tests get their own user through ``imap_account``."""
     _require_dovecot()
-    instance = Dovecot(tmp_path_factory.mktemp("dovecot"))
+    # Not under tmp_path: pytest resets /tmp/pytest-of-USER to 0700 whenever another session starts and
+    # the mail processes (nobody) would lose access; Dovecot makes and removes its own /tmp folder.
+    instance = Dovecot(keep_state=KEEP_STATE)
     instance.start()
     try:
         yield instance
@@ -78,13 +84,14 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
 
 
 @pytest.fixture
-def dovecot_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Dovecot]]:
+def dovecot_factory() -> Iterator[Callable[..., Dovecot]]:
     """Start private Dovecot instances (``dovecot_factory(tls=True)``); all stopped after the test."""
     _require_dovecot()
     started: list[Dovecot] = []
 
     def make(**kwargs: Any) -> Dovecot:
-        instance = Dovecot(tmp_path_factory.mktemp("dovecot-private"), **kwargs)
+        kwargs.setdefault("keep_state", KEEP_STATE)
+        instance = Dovecot(**kwargs)  # own /tmp folder, see ``dovecot``
         started.append(instance)
         return instance.start()
 

@@ -14,7 +14,7 @@ import aiosmtplib
 import pytest
 from imap_tools import MailBoxUnencrypted
 
-from devstack.dovecot import Dovecot
+from devstack.dovecot import Dovecot, find_dovecot_binary
 from devstack.smtpsink import SmtpSink
 from devstack.tcpproxy import TcpProxy
 
@@ -229,14 +229,17 @@ def test_the_samples_parse_and_the_reply_template_renders() -> None:
         render_reply("TS1\r\nBcc: x@evil.test", "<a@b>")
 
 
-def test_the_mail_stack_writes_stack_json_and_loads_samples(tmp_path) -> None:
+def test_the_mail_stack_writes_stack_json_and_loads_samples() -> None:
     import json
+    import shutil
+    import tempfile
 
     from devstack.mailstack import MailStack
 
-    if not Dovecot().binary:
+    if find_dovecot_binary() is None:
         pytest.skip("dovecot is not installed")
-    with MailStack(tmp_path / "stack", password="demo-pw") as stack:
+    state = tempfile.mkdtemp(prefix="devstack-mailstack-")  # not tmp_path, see the dovecot fixture
+    with MailStack(state, password="demo-pw") as stack:
         info = json.loads(stack.stack_file.read_text())
         assert (info["imap_port"], info["smtp_port"], info["imap_password"]) == (
             stack.imap_port, stack.smtp_port, "demo-pw")
@@ -248,6 +251,7 @@ def test_the_mail_stack_writes_stack_json_and_loads_samples(tmp_path) -> None:
             client.send_message(email_message(1))
         assert len(stack.sink.wait_for(1, timeout=5)) == 1
     assert not stack.stack_file.exists()
+    shutil.rmtree(state)
 
 
 @pytest.mark.postgres
