@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 
 # Labels seen in the wild mapped to the codec that actually decodes them.
@@ -43,6 +44,7 @@ _LINEBREAK = re.compile(r"\r\n|\r|\n")
 _FOLD = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 
 
+@functools.lru_cache(maxsize=256)
 def normalize_charset(label: str | None) -> str | None:
     """The Python codec name for a MIME charset label, or None if unknown or missing."""
     if not label:
@@ -192,6 +194,8 @@ def _merge_words(tokens: list[tuple[str | None, bytes | str]]) -> list[tuple[str
 
 def decode_header_value(value: str) -> tuple[str, list[str]]:
     """Decode one header value: unfold, RFC 2047 words (even broken ones), raw 8-bit text; CR/LF → space."""
+    if value.isascii() and "=?" not in value and "\n" not in value and "\r" not in value and "\x00" not in value:
+        return value, []
     defects: list[str] = []
     unfolded = _LINEBREAK.sub(" ", _FOLD.sub("", value))
     pieces: list[str] = []

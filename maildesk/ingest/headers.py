@@ -18,12 +18,16 @@ _ADDR = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _BARE_ID = re.compile(r"[^\s<>,;\"]+@[^\s<>,;\"]+")
 _ZONE = re.compile(r"\d:\d{2}(?::\d{2})?\s*(?:[+-]\d{2,4}|\(?[A-Za-z]{1,5}\b)")
+_PLAIN_LIST_SPLIT = re.compile(r"[,;](?![^<>]*>)")
 _PARAM_KEY = re.compile(r"^([!#$%&'+\-.^_`|~0-9A-Za-z]+?)(?:\*(\d+))?(\*)?$")
 
 
 def _split_addresses(value: str) -> tuple[list[str], bool]:
     """Split an address list at commas/semicolons outside quotes, comments and angle brackets."""
-    pieces, current = [], []
+    if '"' not in value and "(" not in value and ")" not in value:
+        return _PLAIN_LIST_SPLIT.split(value), value.count("<") == value.count(">")
+    pieces: list[str] = []
+    current: list[str] = []
     quoted, comment, angle, escaped = False, 0, False, False
     for char in value:
         if escaped:
@@ -80,8 +84,8 @@ def parse_addresses(value: str | None) -> tuple[tuple[Address, ...], list[str]]:
     """Addresses of a To/Cc/From header value as the parser left it (raw 8-bit kept as surrogates)."""
     if not value:
         return (), []
-    text, defects = decode_raw_header_text(re.sub(r"\r?\n[ \t]*|\r", " ", value))
-    defects = [defects] if defects else []
+    text, charset_defect = decode_raw_header_text(re.sub(r"\r?\n[ \t]*|\r", " ", value))
+    defects = [charset_defect] if charset_defect else []
     pieces, balanced = _split_addresses(text)
     if not balanced:
         return (), [f"address: unbalanced quotes or brackets in {text[:80]!r}"]
@@ -127,7 +131,11 @@ def parse_date(value: str | None) -> tuple[datetime | None, list[str]]:
 
 
 def _split_params(value: str) -> list[str]:
-    pieces, current, quoted, escaped = [], [], False, False
+    if '"' not in value:
+        return value.split(";")
+    pieces: list[str] = []
+    current: list[str] = []
+    quoted, escaped = False, False
     for char in value:
         if escaped:
             escaped = False

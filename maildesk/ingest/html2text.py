@@ -79,7 +79,7 @@ class _TextRenderer(HTMLParser):
             self._emit("  ")
         elif tag == "a":
             self.links.append(((attrs.get("href") or "").strip(), len(self.out)))
-        elif tag == "img" and attrs.get("alt") and not attrs.get("src", "").startswith("cid:"):
+        elif tag == "img" and attrs.get("alt") and not (attrs.get("src") or "").startswith("cid:"):
             self._emit(f"[{attrs['alt']}]")
         if tag in _BLOCKS:
             self._newline()

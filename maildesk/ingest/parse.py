@@ -109,7 +109,7 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParsedMail:
     data = _cap_headers(raw if isinstance(raw, bytes) else bytes(raw), reading)
     message = BytesParser(policy=compat32).parsebytes(data)
     _walk(message, 0, reading)
-    body = "\n\n".join(text.strip("\n") for text in reading.texts)
+    body = "\n\n".join(text.strip("\n") for text in reading.texts)[: limits.max_text_chars]
     html = "\n".join(reading.html) if reading.html else None
     return _from_headers(message, reading, body, html)
 
@@ -164,8 +164,8 @@ def _decoded_headers(message: Message, reading: _Reading) -> list[tuple[str, str
         for defect in defects:
             reading.defect(f"{name.lower()}: {defect}")
         headers.append((name.strip().lower(), text.strip()))
-    for defect in message.defects:
-        reading.defect(f"mime: {type(defect).__name__}")
+    for found in message.defects:
+        reading.defect(f"mime: {type(found).__name__}")
     return headers
 
 
@@ -199,18 +199,19 @@ def _walk(part: Message, depth: int, reading: _Reading) -> None:
         for defect in part.defects:
             reading.defect(f"mime: {type(defect).__name__}")
     ctype, params, _ = parse_content_header(raw_header(part, "content-type"))
-    payload = part.get_payload()
+    raw_payload = part.get_payload()
+    payload = [child for child in raw_payload if isinstance(child, Message)] if isinstance(raw_payload, list) else None
     if "/" not in ctype or (ctype.startswith("multipart/") and not isinstance(payload, list)):
         if ctype:
             reading.defect(f"mime: {ctype!r} without structure read as text/plain")
         ctype = "text/plain"
     if ctype == "message/rfc822":
         _walk_forward(part, payload, depth, reading)
-    elif isinstance(payload, list) and ctype.startswith("message/"):
+    elif payload is not None and ctype.startswith("message/"):
         _attach_message_part(part, ctype, payload, reading)
-    elif isinstance(payload, list) and ctype == "multipart/alternative":
+    elif payload is not None and ctype == "multipart/alternative":
         _walk_alternative(payload, depth, reading)
-    elif isinstance(payload, list):
+    elif payload is not None:
         for child in payload:
             _walk(child, depth + 1, reading)
     else:
@@ -226,7 +227,8 @@ def _walk_alternative(children: list[Message], depth: int, reading: _Reading) ->
         _walk(plain, depth + 1, reading)
     others = [child for child in children if child is not plain]
     rich = [child for child, kind in zip(children, kinds, strict=True) if kind in ("text/html", "multipart")]
-    chosen = None if reading.chars != before else (rich or others or [None])[-1]
+    candidates = rich or others
+    chosen = candidates[-1] if candidates and reading.chars == before else None
     for child in others:
         reading.quiet += child is not chosen
         _walk(child, depth + 1, reading)
@@ -249,10 +251,10 @@ def raw_header(part: Message, name: str) -> str | None:
     return None
 
 
-def _walk_forward(part: Message, payload: object, depth: int, reading: _Reading) -> None:
+def _walk_forward(part: Message, payload: list[Message] | None, depth: int, reading: _Reading) -> None:
     """A forwarded mail: its headers after a separator line, then its text and files."""
-    inner = payload[0] if isinstance(payload, list) and payload else None
-    if not isinstance(inner, Message):
+    inner = payload[0] if payload else None
+    if inner is None:
         data = part.get_payload(decode=True)
         inner = BytesParser(policy=compat32).parsebytes(data if isinstance(data, bytes) else b"")
     lines = [FORWARD_SEPARATOR]
@@ -281,7 +283,7 @@ def _keep_message_file(part: Message, inner: Message, reading: _Reading) -> None
 def _attach_message_part(part: Message, ctype: str, payload: list[Message], reading: _Reading) -> None:
     """message/delivery-status and friends: kept as a file of their header blocks."""
     try:
-        data = b"\n".join(block.as_bytes(policy=compat32) for block in payload if isinstance(block, Message))
+        data = b"\n".join(block.as_bytes(policy=compat32) for block in payload)
     except Exception as error:  # serialising odd header blocks can fail; keep the mail
         reading.defect(f"mime: {ctype} part could not be kept ({type(error).__name__})")
         return
@@ -363,6 +365,10 @@ def _read_winmail(data: bytes, filename: str, ctype: str, reading: _Reading) -> 
         reading.html.append(content.body_html)
         reading.add_text(html_to_text(content.body_html, limit=reading.limits.max_text_chars))
     for item in content.attachments:
+        reading.parts += 1
+        if reading.parts > reading.limits.max_parts:
+            reading.hit_limit("max_parts", str(reading.limits.max_parts))
+            return
         reading.attachments.append(Attachment(
             filename=_clean_filename(item.filename), content_type=item.content_type, size=len(item.data),
             content_id=item.content_id, inline=False, data=item.data,
