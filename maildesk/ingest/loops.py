@@ -214,7 +214,7 @@ def wants_no_auto_response(parsed: ParsedMail) -> bool:
 
 _STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 _ANGLE_RECIPIENT = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>:")
-_EXCHANGE_RECIPIENT = re.compile(r"your message to (\S+@\S+?) couldn'?t be delivered", re.IGNORECASE)
+_EXCHANGE_RECIPIENT = re.compile(r"your message to ([^\s@]{1,64}@[^\s@]{1,255}?) couldn'?t be delivered", re.IGNORECASE)
 _MAX_LINE = 1000
 
 

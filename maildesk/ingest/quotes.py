@@ -1,8 +1,9 @@
 """Find what the author of a reply wrote this time, without quoted history or signatures.
 
-Pure and line based: the text is split into lines once and every check looks at
-one line (or a window of a few lines), and lines longer than ``_MAX_MARKER``
-characters are never taken for a marker, so hostile input stays linear.
+Pure and line based: the text is split into lines once; a line is examined in Python only
+when one C-level regex says it could be a marker, lines longer than ``_MAX_MARKER``
+never are, and markers and device signatures are looked for in the first ``_SCAN_LINES``
+lines only (a reply whose new text is longer is kept whole), so hostile input stays cheap.
 Also answers two small questions about a reply: is it only a thank-you, and does it say
 the problem is not solved.
 """
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 _MAX_MARKER = 400  # no attribution, separator or header line is longer than this
 _LOOKAHEAD = 8  # lines searched after a "From:" line for the rest of a header block
+_SCAN_LINES = 20_000  # markers further down are not looked for
+_BLANK_RUNS = re.compile(r"\n{3,}")
 
 _SEPARATOR = re.compile(
     r"-{2,} ?(?:original message|original|message d'origine|ursprüngliche nachricht"
@@ -30,6 +34,7 @@ _WROTE = ("wrote:", "wrote")
 _WROTE_LOCALIZED = (
     "写道：", "写道:", "写道", "寫道：", "寫道:", "a écrit :", "a écrit:", "schrieb:", "escribió:", "scrisse:", "작성:",
 )
+_ATTRIBUTION_ENDS = (*_WROTE, *_WROTE_LOCALIZED, ">:")
 _ATTRIBUTION_OPENERS = ("on ", "在", "于", "le ", "am ", "el ", "il ")
 _DEVICE_SIGNATURE = re.compile(
     r"sent from my [\w .\-]{1,40}|sent from (?:mail|outlook) for (?:windows(?: 1[01])?|ios|android)"
@@ -48,32 +53,30 @@ _DEVICE_SIGNATURE = re.compile(
 def extract_reply(text: str) -> str:
     """The new text of a reply; the signature-free or original text if nothing new is left."""
     lines = text.splitlines()
-    reply = _tidy(_drop_signatures(_drop_history(lines)))
+    reply = _tidy(_drop_signatures(_drop_history(_View.of(lines))))
     if reply:
         return reply
     return _tidy(_drop_signatures(lines)) or _tidy(lines)
 
 
-def _drop_history(lines: list[str]) -> list[str]:
-    """Lines before the first history marker, without ``>`` lines and their attributions."""
-    kept: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if line.lstrip().startswith(">"):
-            index += 1
-            continue
-        if _starts_history(lines, index):
-            break
-        span = _attribution_span(lines, index)
-        if span:
-            if not _next_is_quoted(lines, index + span):
-                break  # history follows without ">" marks (e.g. rendered from HTML)
-            index += span  # interleaved or bottom quoting: keep the answers between quotes
-            continue
-        kept.append(line)
-        index += 1
-    return kept
+_MARKER_START = tuple("-_\u2014\u2500=")
+_MARKER_END = (":", "：", "wrote", "写道", "寫道")
+# Could the line be a dashed line or a "Name:" header?  Possessive, so it never backtracks.
+_CANDIDATE_START = re.compile(r"(?:\s|&nbsp;|\*)*+(?:[-_\u2014\u2500=]|[^:：]{0,20}[:：])")
+
+
+@dataclass(frozen=True)
+class _View:
+    """The lines of a mail with, computed once each, the short lines that may be markers and their header keys."""
+
+    lines: list[str]
+    marks: list[str]  # the cleaned line when it could be a marker, else ""
+    keys: list[str]  # the header name of a "Name: value" mark, else ""
+
+    @classmethod
+    def of(cls, lines: list[str]) -> _View:
+        marks = [_mark(line) for line in lines[:_SCAN_LINES]]
+        return cls(lines, marks, [_header_key(mark) if mark else "" for mark in marks])
 
 
 def _clean(line: str) -> str:
@@ -83,39 +86,82 @@ def _clean(line: str) -> str:
     return line.replace("&nbsp;", " ").replace("\u00a0", " ").replace("\u3000", " ").strip()
 
 
-def _starts_history(lines: list[str], index: int) -> bool:
-    line = _clean(lines[index])
-    if not line:
-        return False
-    if _SEPARATOR.fullmatch(line):
-        return True
-    if _RULE_LINE.fullmatch(line):
-        following = _next_nonblank(lines, index + 1, 3)
-        return following is not None and _is_header_block(lines, following)
-    return _is_header_block(lines, index)
-
-
-def _header_key(line: str) -> str:
-    """The lower-cased name of a ``Name: value`` line (also ``*Name:*`` and ``Name：``), or ""."""
-    line = _clean(line).lstrip("*").lstrip()
-    for position, char in enumerate(line[:20]):
-        if char in ":：":
-            return line[:position].strip().strip("*").strip().lower()
+def _mark(line: str) -> str:
+    """The cleaned line if it is shaped like a marker (a header, a dashed line, an attribution's end), else ""."""
+    if len(line) > _MAX_MARKER:
+        return ""
+    if _CANDIDATE_START.match(line) or line.rstrip().lower().endswith(_MARKER_END):
+        return _clean(line)
     return ""
 
 
-def _is_header_block(lines: list[str], index: int) -> bool:
+def _colon_at(line: str) -> int:
+    """Where the colon of a ``Name: value`` line is (ASCII or full-width, within 20 characters), or -1."""
+    head = line[:24].lstrip("*")
+    found = [at for at in (head.find(":"), head.find("：")) if 0 <= at <= 20]
+    return min(found) + len(line[:24]) - len(head) if found else -1
+
+
+def _drop_history(view: _View) -> list[str]:
+    """Lines before the first history marker, without ``>`` lines and their attributions."""
+    lines, marks = view.lines, view.marks
+    kept: list[str] = []
+    index = 0
+    while index < len(marks):
+        line = lines[index]
+        stripped = line.lstrip()
+        if stripped.startswith(">"):
+            index += 1
+            continue
+        if not stripped:
+            kept.append(line)
+            index += 1
+            continue
+        if marks[index] and _starts_history(view, index):
+            return kept
+        next_mark = marks[index + 1] if index + 1 < len(marks) else ""
+        span = _attribution_span(view, index) if marks[index] or next_mark else 0
+        if span:
+            if not _next_is_quoted(lines, index + span):
+                return kept  # history follows without ">" marks (e.g. rendered from HTML)
+            index += span  # interleaved or bottom quoting: keep the answers between quotes
+            continue
+        kept.append(line)
+        index += 1
+    return kept + lines[index:]  # past the scanned window: kept as written
+
+
+def _starts_history(view: _View, index: int) -> bool:
+    line = view.marks[index]
+    if not line.startswith(_MARKER_START):
+        return _is_header_block(view.keys, index)
+    if _SEPARATOR.fullmatch(line):
+        return True
+    if _RULE_LINE.fullmatch(line):
+        following = _next_nonblank(view.lines, index + 1, 3)
+        return following is not None and _is_header_block(view.keys, following)
+    return _is_header_block(view.keys, index)
+
+
+def _header_key(mark: str) -> str:
+    """The lower-cased name of a ``Name: value`` line (also ``*Name:*`` and ``Name：``), or ""."""
+    at = _colon_at(mark)
+    return mark[:at].strip().strip("*").strip().lower() if at >= 0 else ""
+
+
+def _is_header_block(keys: list[str], index: int) -> bool:
     """A From line followed closely by at least two other header lines (Outlook, Foxmail, QQ)."""
-    if _header_key(lines[index]) not in _FROM_KEYS:
+    if keys[index] not in _FROM_KEYS:
         return False
-    details = {_header_key(line) for line in lines[index + 1 : index + 1 + _LOOKAHEAD]}
+    details = set(keys[index + 1 : index + 1 + _LOOKAHEAD])
     return len(details & _DETAIL_KEYS) >= 2
 
 
 def _is_attribution(line: str) -> bool:
-    """One line such as "On … wrote:", "在 … 写道：" or "2026年11月23日 … <a@b>:"."""
-    line = _clean(line)
+    """One cleaned line such as "On … wrote:", "在 … 写道：" or "2026年11月23日 … <a@b>:"."""
     lowered = line.lower()
+    if not lowered.endswith(_ATTRIBUTION_ENDS):
+        return False
     if lowered.endswith(_WROTE):
         return lowered.startswith("on ") or "@" in line
     has_digit = any(char.isdigit() for char in line)
@@ -124,15 +170,16 @@ def _is_attribution(line: str) -> bool:
     return has_digit and "@" in line and line.endswith(">:")
 
 
-def _attribution_span(lines: list[str], index: int) -> int:
+def _attribution_span(view: _View, index: int) -> int:
     """How many lines the attribution at ``index`` takes: 0, 1, or 2 when a client wrapped it."""
-    if _is_attribution(lines[index]):
+    if view.marks[index] and _is_attribution(view.marks[index]):
         return 1
-    if index + 1 >= len(lines):
+    second = view.marks[index + 1] if index + 1 < len(view.marks) else ""
+    if not second.lower().endswith(_ATTRIBUTION_ENDS):
         return 0
-    first, second = _clean(lines[index]), _clean(lines[index + 1])
-    if not first or not second or second.lower().startswith(_ATTRIBUTION_OPENERS):
-        return 0
+    first = _clean(view.lines[index])
+    if not first or second.lower().startswith(_ATTRIBUTION_OPENERS):
+        return 0  # the next line starts an attribution of its own
     if not (first.lower().startswith(_ATTRIBUTION_OPENERS) or "@" in first or first.endswith("<")):
         return 0
     return 2 if _is_attribution(f"{first} {second}") else 0
@@ -150,33 +197,28 @@ def _next_is_quoted(lines: list[str], start: int) -> bool:
     return following is not None and lines[following].lstrip().startswith(">")
 
 
+_SIGNATURE_STARTS = ("sent ", "get ", "获取", "发送自", "发自", "来自")
+
+
 def is_device_signature(line: str) -> bool:
     """True for "Sent from my iPhone", "发自我的iPhone", "来自钉钉专属商务邮箱" and the like."""
+    if len(line) > 100 or not line.strip().lower().startswith(_SIGNATURE_STARTS):
+        return False
     cleaned = _clean(line).rstrip(".\u3002!")
     return 0 < len(cleaned) <= 80 and _DEVICE_SIGNATURE.fullmatch(cleaned) is not None
 
 
 def _drop_signatures(lines: list[str]) -> list[str]:
     """Cut at the standard "-- " delimiter and drop device signature lines."""
-    kept: list[str] = []
-    for line in lines:
-        if line == "-- ":
-            break
-        if not is_device_signature(line):
-            kept.append(line)
-    return kept
+    if "-- " in lines:
+        lines = lines[: lines.index("-- ")]
+    head = [line for line in lines[:_SCAN_LINES] if not is_device_signature(line)]
+    return head + lines[_SCAN_LINES:]
 
 
 def _tidy(lines: list[str]) -> str:
     """Lines without trailing spaces, runs of blank lines folded, no blank lines around."""
-    out: list[str] = []
-    for line in lines:
-        line = line.rstrip()
-        if line or (out and out[-1]):
-            out.append(line)
-    while out and not out[-1]:
-        out.pop()
-    return "\n".join(out)
+    return _BLANK_RUNS.sub("\n\n", "\n".join([line.rstrip() for line in lines])).strip("\n")
 
 
 # --- is_short_thanks / says_not_solved ----------------------------------------------------------
