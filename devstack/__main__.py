@@ -36,11 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     stack = MailStack(args.state, user=args.user, imap_port=args.imap_port, smtp_port=args.smtp_port,
-                      tls=args.tls)
+                      tls=args.tls, load_samples=args.load_samples)
     stack.start()
     try:
-        if args.load_samples:
-            stack.load_samples()
         info = stack.describe()
         print(json.dumps(info, indent=2, ensure_ascii=False), flush=True)
         if not os.environ.get(PASSWORD_ENV):

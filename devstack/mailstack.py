@@ -3,7 +3,8 @@
 ``MailStack(state_dir).start()`` starts a Dovecot with one user (``support``) and an SMTP sink that keeps
 mail as JSON lines and ``.eml`` files under the state folder, and writes ``STATE/stack.json`` (mode 0600,
 it holds the password) with everything a client needs.  ``python -m devstack up --state DIR`` does the
-same in the foreground until Ctrl-C or SIGTERM.
+same in the foreground until Ctrl-C or SIGTERM; ``stack.json`` appears only once everything is ready
+(samples loaded with ``--load-samples``) and is removed at stop.
 
 Samples: :func:`sample_paths` lists the seven new-request mails in ``devstack/samples``;
 :func:`render_reply` fills ``reply-template.eml`` (placeholders ``{ticket}``, ``{in_reply_to}``,
@@ -57,9 +58,10 @@ class MailStack:
 
     def __init__(self, state_dir: str | os.PathLike[str], *, user: str = "support",
                  password: str | None = None, imap_port: int | None = None, smtp_port: int | None = None,
-                 tls: bool = False) -> None:
+                 tls: bool = False, load_samples: bool = False) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.imap_user = user
+        self._load_samples_at_start = load_samples
         self.imap_password = password or os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(12)
         self.dovecot = Dovecot(self.state_dir / "dovecot", users={user: self.imap_password},
                                imap_port=imap_port, tls=tls)
@@ -91,10 +93,13 @@ class MailStack:
         self.dovecot.start()
         try:
             self.sink.start()
+            if self._load_samples_at_start:
+                self.load_samples()
         except BaseException:
+            self.sink.stop()
             self.dovecot.stop()
             raise
-        self._write_stack_file()
+        self._write_stack_file()  # last: its presence means the stack is ready
         return self
 
     def stop(self) -> None:

@@ -316,3 +316,39 @@ def test_a_restarted_dovecot_keeps_port_and_mail(dovecot_factory) -> None:
     private.restart(down_seconds=0.2)
     assert private.imap_port == port
     assert private.list_uids("agent") == [1]
+
+
+def test_devstack_up_runs_until_sigterm_and_stops_everything() -> None:
+    import json
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    if find_dovecot_binary() is None:
+        pytest.skip("dovecot is not installed")
+    state = Path(tempfile.mkdtemp(prefix="devstack-cli-"))
+    proc = subprocess.Popen([sys.executable, "-m", "devstack", "up", "--state", str(state), "--load-samples"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not (state / "stack.json").exists():
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "stack.json did not appear"
+            time.sleep(0.1)
+        info = json.loads((state / "stack.json").read_text())
+        with MailBoxUnencrypted(info["imap_host"], info["imap_port"], timeout=10).login(
+                info["imap_user"], info["imap_password"]) as box:
+            assert len(list(box.fetch(mark_seen=False, bulk=True, headers_only=True))) == 7
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert not (state / "stack.json").exists()
+        with pytest.raises(OSError):
+            socket.create_connection((info["imap_host"], info["imap_port"]), timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        shutil.rmtree(state, ignore_errors=True)
