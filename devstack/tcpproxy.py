@@ -19,6 +19,7 @@ import socket
 import struct
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from types import TracebackType
 
 from devstack.net import LOOPBACK
@@ -37,9 +38,12 @@ class _Conn:
 
     def reset(self) -> None:
         for writer in (self.client, self.upstream):
+            if writer.transport.is_closing():
+                continue
             sock = writer.get_extra_info("socket")
             if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                with suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
 
     def close(self) -> None:
@@ -185,6 +189,8 @@ class TcpProxy:
         try:
             await asyncio.gather(self._pump(reader, up_writer, conn, downstream=False),
                                  self._pump(up_reader, writer, conn, downstream=True))
+        except asyncio.CancelledError:
+            conn.reset()  # the proxy is stopping; a quiet end instead of a logged CancelledError
         finally:
             self._conns.discard(conn)
             conn.close()
