@@ -230,6 +230,8 @@ _THANKS_WORDS = frozenset({
     "somuch", "again", "ok", "okay", "great", "cheers", "gotit", "noted", "much", "appreciated", "hi",
     "hello", "you",
 })
+_ACK_CORE = ("谢", "感谢", "收到", "好的", "了解", "明白", "知道了", "辛苦", "thank", "thx", "ty", "tks", "ok",
+             "great", "cheers", "gotit", "noted", "appreciated")
 _SURNAMES = frozenset(
     "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑韩唐冯董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶余潘"
     "杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段钱汤尹黎易常武乔贺赖龚文"
@@ -255,7 +257,8 @@ def is_short_thanks(text: str) -> bool:
     if len(lines) > 1 and _looks_like_name(lines[-1]):
         lines.pop()
     letters = "".join(ch for ch in " ".join(lines).lower() if unicodedata.category(ch)[0] in "LN")
-    return 0 < len(letters) <= 40 and _segments_into(letters, _THANKS_WORDS)
+    acknowledged = any(word in letters for word in _ACK_CORE)
+    return 0 < len(letters) <= 40 and acknowledged and _segments_into(letters, _THANKS_WORDS)
 
 
 def _looks_like_name(line: str) -> bool:

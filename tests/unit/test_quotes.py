@@ -353,7 +353,7 @@ def test_short_thanks_are_recognised(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["谢谢，还有一个问题：邮箱满了怎么办？", "Thanks, but the VPN still drops every hour.", "收到\n还是不行", "", "🙏",
-     "Thanks\nStill Broken", "谢谢 " * 30, "Please reset my password, thanks"],
+     "Thanks\nStill Broken", "谢谢 " * 30, "Please reset my password, thanks", "Hi", "您好！"],
 )
 def test_replies_with_content_are_not_short_thanks(text: str) -> None:
     assert not is_short_thanks(text)
