@@ -306,8 +306,9 @@ def parse_bounce(parsed: ParsedMail) -> BounceInfo | None:
     verdict = assess(parsed)
     if not isinstance(verdict, Automatic) or verdict.kind is not AutoKind.BOUNCE:
         return None
-    parts = [parsed.body_text]
-    for attachment in parsed.attachments:
-        if attachment.content_type.lower() in _RETURNED_PARTS and attachment.data:
-            parts.append(attachment.data[:500_000].decode("utf-8", errors="replace"))
-    return parse_dsn("\n\n".join(parts))
+    parts = [  # the structured parts first, so their Message-ID wins over one in prose
+        attachment.data[:500_000].decode("utf-8", errors="replace")
+        for attachment in parsed.attachments
+        if attachment.content_type.lower() in _RETURNED_PARTS and attachment.data
+    ]
+    return parse_dsn("\n\n".join([*parts, parsed.body_text]))

@@ -267,3 +267,15 @@ def test_dsn_parsing_skips_hostile_long_lines_quickly() -> None:
     started = time.perf_counter()
     assert parse_dsn(text) is None
     assert time.perf_counter() - started < 2.0
+
+
+def test_parse_bounce_takes_the_message_id_of_a_returned_message_before_one_in_prose() -> None:
+    returned = "Message-ID: <ack.TS20261123001.3f9a@example.com>\nSubject: x\n\nMessage-ID: <in-the-body@x>\n"
+    parsed = mail(
+        ("Content-Type", "multipart/report; report-type=delivery-status; boundary=b"),
+        sender="MAILER-DAEMON@mail.example.com", body="Message-ID: <quoted-by-a-person@example.org>\n",
+        attachments=(Attachment("", "message/delivery-status", 1, data=POSTFIX_STATUS.encode()),
+                     Attachment("", "message/rfc822", 1, data=returned.encode())),
+    )
+    info = parse_bounce(parsed)
+    assert info is not None and info.original_message_id == "ack.TS20261123001.3f9a@example.com"
