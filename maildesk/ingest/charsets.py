@@ -39,7 +39,8 @@ _SECOND_TRY = {"cp950": "big5hkscs"}
 _SEVEN_BIT = frozenset({"utf-7", "iso2022_jp_ext", "iso2022_jp_2", "iso2022_jp", "iso2022_kr", "hz"})
 
 _CJK = re.compile(r"[\u2000-\u206f\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
-ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*?)\?=")
+# Bounded lengths keep a hostile header linear; real words, even broken ones, stay far below them.
+ENCODED_WORD = re.compile(r"=\?([^?\s]{1,64})\?([QqBb])\?([^?]{0,2000}?)\?=")
 _LINEBREAK = re.compile(r"\r\n|\r|\n")
 _FOLD = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 

@@ -18,14 +18,26 @@ _ADDR = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _BARE_ID = re.compile(r"[^\s<>,;\"]+@[^\s<>,;\"]+")
 _ZONE = re.compile(r"\d:\d{2}(?::\d{2})?\s*(?:[+-]\d{2,4}|\(?[A-Za-z]{1,5}\b)")
-_PLAIN_LIST_SPLIT = re.compile(r"[,;](?![^<>]*>)")
+_LIST_TOKENS = re.compile(r"<[^<>]*>|[,;]")
 _PARAM_KEY = re.compile(r"^([!#$%&'+\-.^_`|~0-9A-Za-z]+?)(?:\*(\d+))?(\*)?$")
+
+
+def _split_plain_list(value: str) -> list[str]:
+    """The common case without quotes or comments, in one linear pass ("<...>" is skipped whole)."""
+    pieces: list[str] = []
+    start = 0
+    for match in _LIST_TOKENS.finditer(value):
+        if match.group() in ",;":
+            pieces.append(value[start : match.start()])
+            start = match.end()
+    pieces.append(value[start:])
+    return pieces
 
 
 def _split_addresses(value: str) -> tuple[list[str], bool]:
     """Split an address list at commas/semicolons outside quotes, comments and angle brackets."""
     if '"' not in value and "(" not in value and ")" not in value:
-        return _PLAIN_LIST_SPLIT.split(value), value.count("<") == value.count(">")
+        return _split_plain_list(value), value.count("<") == value.count(">")
     pieces: list[str] = []
     current: list[str] = []
     quoted, comment, angle, escaped = False, 0, False, False

@@ -77,7 +77,7 @@ class _TextRenderer(HTMLParser):
             self._emit("- ")
         elif tag in ("td", "th") and not self.line_start:
             self._emit("  ")
-        elif tag == "a":
+        elif tag == "a" and len(self.links) < 64:
             self.links.append(((attrs.get("href") or "").strip(), len(self.out)))
         elif tag == "img" and attrs.get("alt") and not (attrs.get("src") or "").startswith("cid:"):
             self._emit(f"[{attrs['alt']}]")
@@ -108,7 +108,7 @@ class _TextRenderer(HTMLParser):
             self._newline()
 
     def _close_link(self, href: str, start: int) -> None:
-        text = "".join(self.out[start:]).strip()
+        text = "".join(self.out[start : start + 64]).strip()  # bounded: nested hostile links stay linear
         if not href or href.startswith(("#", "javascript:", "cid:")):
             return
         target = href[7:] if href.lower().startswith("mailto:") else href

@@ -323,3 +323,22 @@ def test_parser_modules_read_no_clock_file_or_environment(module: str) -> None:
     source = (ROOT / "maildesk" / "ingest" / f"{module}.py").read_text(encoding="utf-8")
     offences = [line for line in source.splitlines() if _FORBIDDEN.search(line.split("#", 1)[0])]
     assert not offences
+
+
+@pytest.mark.parametrize("raw", [
+    b"Subject: " + b"=?a?B?xx " * 25000 + b"\r\n\r\nx",
+    b"To: " + b"a@b.example," * 20000 + b">\r\n\r\nx",
+    b"To: " + b'"a", ' * 50000 + b"\r\n\r\nx",
+    b"Content-Type: text/html\r\n\r\n" + b"<a href=x>" * 50000 + b"t" + b"</a>" * 50000,
+], ids=["open-encoded-words", "commas-then-bracket", "quoted-names", "nested-links"])
+def test_hostile_headers_and_html_are_read_in_linear_time(raw: bytes) -> None:
+    import time
+
+    started = time.perf_counter()
+    assert isinstance(parse_mail(raw), ParsedMail)
+    assert time.perf_counter() - started < 3.0  # quadratic versions of these took minutes
+
+
+def test_a_long_plain_address_list_is_split_completely() -> None:
+    found, defects = parse_addresses(", ".join(f"user{n}@Corp.Example" for n in range(5000)))
+    assert len(found) == 5000 and defects == [] and found[-1].addr == "user4999@corp.example"
