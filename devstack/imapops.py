@@ -11,7 +11,7 @@ import base64
 import imaplib
 import re
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]")
@@ -89,7 +89,7 @@ class Client:
         except (OSError, imaplib.IMAP4.error):
             self.imap.shutdown()
 
-    def _check(self, result: tuple[str, list[object]], what: str) -> list[object]:
+    def _check(self, result: tuple[str, Sequence[object]], what: str) -> Sequence[object]:
         typ, data = result
         if typ != "OK":
             raise ImapOpError(f"{what}: {typ} {data!r}")
