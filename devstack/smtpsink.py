@@ -10,6 +10,7 @@ Every accepted mail is kept as a :class:`ReceivedMail` (envelope, raw bytes, mon
   answer only after ``hang_seconds`` — the duplicate window) or ``"hang-drop"`` (wait, keep nothing, drop
   the connection).  A ``CONNECT`` reply is sent as greeting and the connection closed.
 - ``rcpt_replies``: a permanent reply per recipient address (e.g. ``550 5.1.1`` for a bouncing one).
+- ``delay_seconds``: answer the end of data after a fixed delay or one drawn (seeded) from a range.
 - ``down()``/``up()``: close the listening port (connections refused) and open it again on the same port.
 - AUTH PLAIN/LOGIN against one user/password; STARTTLS or implicit TLS with a :class:`TestCA` certificate.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import ssl
 import threading
 import warnings
@@ -126,8 +128,9 @@ class _Handler:
             return "451 4.3.0 dropped"
         if reply is not None and reply != "hang":
             return reply
-        if self.sink.delay_seconds:
-            await asyncio.sleep(self.sink.delay_seconds)
+        delay = self.sink.next_delay()
+        if delay:
+            await asyncio.sleep(delay)
         auth = session.auth_data
         user = auth.login.decode() if isinstance(auth, LoginPassword) else None
         mail = self.sink._store.add(envelope.mail_from or "", tuple(envelope.rcpt_tos),
@@ -153,13 +156,15 @@ class SmtpSink:
         script: dict[str, Iterable[str | None]] | None = None,
         rcpt_replies: dict[str, str] | None = None,
         hang_seconds: float = 60.0,
-        delay_seconds: float = 0.0,
+        delay_seconds: float | tuple[float, float] = 0.0,
+        seed: int | None = None,
         data_size_limit: int = 64 * 1024 * 1024,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("Implicit TLS needs a tls_context")
-        if hang_seconds < 0 or delay_seconds < 0:
-            raise ValueError("hang_seconds and delay_seconds must not be negative")
+        low, high = delay_seconds if isinstance(delay_seconds, tuple) else (delay_seconds, delay_seconds)
+        if hang_seconds < 0 or low < 0 or high < low:
+            raise ValueError("hang_seconds and the delay must not be negative (and the delay range ordered)")
         self.host = LOOPBACK
         self.port = port or 0
         self.log_path = Path(log_path) if log_path else None
@@ -171,7 +176,8 @@ class SmtpSink:
         self.require_starttls = require_starttls
         self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
         self.hang_seconds = hang_seconds
-        self.delay_seconds = delay_seconds
+        self.delay_seconds = (low, high)
+        self._random = random.Random(seed)
         self.data_size_limit = data_size_limit
         self.connections = 0
         self._initial_script = dict(script or {})
@@ -253,6 +259,12 @@ class SmtpSink:
         ok = (isinstance(auth_data, LoginPassword) and self.auth is not None
               and auth_data.login.decode() == self.auth[0] and auth_data.password.decode() == self.auth[1])
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+    def next_delay(self) -> float:
+        """Seconds to wait before answering the end of data (uniform in the configured range, seeded)."""
+        low, high = self.delay_seconds
+        with self._lock:
+            return low if low == high else self._random.uniform(low, high)
 
     def _count_connection(self) -> None:
         with self._lock:
