@@ -111,6 +111,7 @@ class Settings:
     outbox_interval: timedelta
     max_send_attempts: int
     own_addresses: frozenset[str] = field(default_factory=frozenset)
+    ack_limit_per_hour: int = 5
 
 
 class _Reader:
@@ -238,7 +239,8 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     r.unknown(data, None, {"desk", "database", "mailbox", "smtp"})
     desk = _table(r, data, "desk")
     r.unknown(desk, "desk", {"support_address", "support_name", "timezone", "locale", "rules_dir",
-                             "templates_dir", "bounce_address", "message_id_domain", "own_addresses"})
+                             "templates_dir", "bounce_address", "message_id_domain", "own_addresses",
+                             "ack_limit_per_hour"})
     support = r.get(desk, "desk", "support_address", str) or ""
     _check_address(r, "desk", "support_address", support)
     timezone = r.get(desk, "desk", "timezone", str, "Asia/Shanghai")
@@ -252,6 +254,9 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     bounce = r.get(desk, "desk", "bounce_address", str, support)
     _check_address(r, "desk", "bounce_address", bounce)
     own = r.get(desk, "desk", "own_addresses", list, [])
+    ack_limit = r.get(desk, "desk", "ack_limit_per_hour", int, 5)
+    if ack_limit is not None and ack_limit < 0:
+        r.problem("desk", "ack_limit_per_hour", f"must be 0 or more, got {ack_limit}")
     database = _table(r, data, "database")
     r.unknown(database, "database", {"url"})
     outbound = _table(r, data, "smtp")
@@ -282,6 +287,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
         outbox_interval=r.duration(outbound, "smtp", "interval", "5s"),
         max_send_attempts=r.get(outbound, "smtp", "max_attempts", int, 12),
         own_addresses=frozenset(a.lower() for a in [support, bounce, *own] if isinstance(a, str) and a),
+        ack_limit_per_hour=ack_limit if ack_limit is not None else 5,
     )
 
 

@@ -71,6 +71,10 @@ class MailboxPoller:
             except FetchError as exc:
                 self._fail(exc)
                 return PollReport(error=str(exc))
+            finally:
+                # A fresh SELECT per poll sees every mail delivered since; a kept-open
+                # view can lag (maildir mtimes) or go stale. IDLE has its own connection.
+                self.disconnect()
             self._failures, self._retry_at = 0, None
             self._record_state(error=None)
             return report

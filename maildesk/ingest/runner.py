@@ -88,14 +88,12 @@ class IngestRunner:
         clock: Clock,
         policy: DeskPolicy,
         templates: jinja2.Environment,
-        ack_limit_per_hour: int = 5,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
         self.policy = policy
         self.templates = templates
-        self.ack_limit_per_hour = ack_limit_per_hour
         self._secret: str | None = None
 
     # -- step 1: raw first ---------------------------------------------------
@@ -225,9 +223,9 @@ class IngestRunner:
         if mail.from_addr is None:
             return "the mail has no usable From address"
         recent = queries.acks_sent_since(session, mail.from_addr.key, now_at - timedelta(hours=1))
-        if recent >= self.ack_limit_per_hour:
+        if recent >= self.settings.ack_limit_per_hour:
             log.warning("ack rate limit: %s already got %d acknowledgments this hour", mail.from_addr.addr, recent)
-            return f"sender got {recent} acknowledgments in the last hour (limit {self.ack_limit_per_hour})"
+            return f"sender got {recent} acknowledgments in the last hour (limit {self.settings.ack_limit_per_hour})"
         return None
 
     def _ack(self, session: Session, ticket: Ticket, mail: ParsedMail, classification: Classification,
