@@ -55,6 +55,7 @@ decisions = logging.getLogger("maildesk.decision")
 MAX_ATTEMPTS = 3
 RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=5))
 SECRET_NAME = "message-id-hmac"
+SUPPRESS_AFTER_BOUNCE = timedelta(days=60)
 
 
 class DeskPolicy(Protocol):
@@ -164,8 +165,12 @@ class IngestRunner:
 
     def _automatic(self, session: Session, raw: RawMail, mail: ParsedMail, dedup_key: str,
                    decision: AppendTo | NewTicket, verdict: Automatic, now_at: datetime) -> Outcome:
-        if isinstance(decision, AppendTo) and not decision.outsider:
-            ticket = session.get(Ticket, decision.ticket_id)
+        """Never answered; recorded on its ticket when it has one, else kept as a discard record."""
+        ticket_id = decision.ticket_id if isinstance(decision, AppendTo) and not decision.outsider else None
+        if verdict.kind is AutoKind.BOUNCE:
+            ticket_id = self._record_bounce(session, mail, now_at) or ticket_id
+        if ticket_id is not None:
+            ticket = session.get(Ticket, ticket_id)
             assert ticket is not None
             service.add_message(session, ticket, mail=mail, raw_mail_id=raw.id, dedup_key=dedup_key,
                                 kind="automatic", at=now_at)
@@ -176,6 +181,26 @@ class IngestRunner:
                              kind=verdict.kind.value, reason=verdict.reason, raw_mail_id=raw.id,
                              message_id=mail.message_id)
         return self._finish(raw, now_at, "discarded", None, verdict.reason, ticket=None)
+
+    def _record_bounce(self, session: Session, mail: ParsedMail, now_at: datetime) -> int | None:
+        """Link a bounce to the mail of ours it returns; a permanent failure suppresses the address."""
+        info = loops.parse_bounce(mail)
+        if info is None:
+            return None
+        original = queries.outbox_by_message_id(session, info.original_message_id) \
+            if info.original_message_id else None
+        ticket_id = original.ticket_id if original else None
+        if info.action == "failed":
+            for address in info.recipients:
+                queries.suppress_address(session, address, now_at + SUPPRESS_AFTER_BOUNCE,
+                                         f"bounced ({info.status or 'no status'}): {mail.subject[:200]}", now_at)
+        service.record_event(session, ticket_id, "mail_bounced", _sender(mail), now_at, action=info.action,
+                             status=info.status, recipients=list(info.recipients),
+                             original_message_id=info.original_message_id,
+                             outbox_id=original.id if original else None)
+        log.warning("bounce (%s %s) for %s, original %s", info.action, info.status or "-",
+                    ", ".join(info.recipients) or "?", info.original_message_id or "unknown")
+        return ticket_id
 
     def _append(self, session: Session, raw: RawMail, mail: ParsedMail, dedup_key: str,
                 decision: AppendTo, now_at: datetime) -> Outcome:
@@ -222,6 +247,10 @@ class IngestRunner:
             return "a rule suppresses the acknowledgment"
         if mail.from_addr is None:
             return "the mail has no usable From address"
+        if loops.wants_no_auto_response(mail):
+            return "the sender asked for no automatic answers (X-Auto-Response-Suppress)"
+        if queries.suppressed(session, [mail.from_addr.addr], now_at):
+            return "the address bounced recently and is suppressed"
         recent = queries.acks_sent_since(session, mail.from_addr.key, now_at - timedelta(hours=1))
         if recent >= self.settings.ack_limit_per_hour:
             log.warning("ack rate limit: %s already got %d acknowledgments this hour", mail.from_addr.addr, recent)

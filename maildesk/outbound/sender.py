@@ -26,6 +26,8 @@ from maildesk.tickets import service
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
+# Mail a person wrote (an agent's reply relayed) still goes to a suppressed address; automatic mail does not.
+PERSONAL_KINDS = frozenset({"agent_reply"})
 FIRST_RETRY = timedelta(minutes=1)
 MAX_RETRY = timedelta(minutes=60)
 
@@ -57,7 +59,7 @@ class OutboxSender:
         while not (stop and stop.is_set()):
             with transaction(self.sessions) as session:
                 rows = queries.claim_due_outbox(session, self.clock.now(), self.batch_size, LEASE)
-                claimed = [(r.id, Envelope(r.mail_from, tuple(r.recipients), r.raw)) for r in rows]
+                claimed = self._deliverable(session, rows)
             if not claimed:
                 break
             crashpoint("outbox_claimed")
@@ -68,6 +70,23 @@ class OutboxSender:
             if report.sent == 0:
                 break  # the server is refusing; wait for the next run instead of spinning
         return total
+
+    def _deliverable(self, session: Session, rows: list[Outbox]) -> list[tuple[int, Envelope]]:
+        """Envelopes to send; automatic mail skips addresses that bounced (a row left with none is dead)."""
+        now_at = self.clock.now()
+        out = []
+        for row in rows:
+            recipients = tuple(row.recipients)
+            if row.kind not in PERSONAL_KINDS:
+                blocked = queries.suppressed(session, recipients, now_at)
+                recipients = tuple(r for r in recipients if r.lower() not in blocked)
+                if not recipients:
+                    row.status, row.claimed_until, row.last_error = "dead", None, "every recipient is suppressed"
+                    service.record_event(session, row.ticket_id, "mail_suppressed", "maildesk", now_at,
+                                         kind=row.kind, message_id=row.message_id, to=list(row.recipients))
+                    continue
+            out.append((row.id, Envelope(row.mail_from, recipients, row.raw)))
+        return out
 
     def _record(self, results: list[tuple[int, SendResult]]) -> SendReport:
         sent = retried = dead = 0

@@ -199,6 +199,16 @@ class MailboxState(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class Suppression(Base):
+    """An address that bounced permanently: no automatic mail to it until ``until_at``."""
+
+    __tablename__ = "suppressions"
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower-cased
+    until_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
 class Secret(Base):
     """Installation secrets generated on first use (HMAC key of our Message-IDs)."""
 

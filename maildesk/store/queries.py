@@ -15,7 +15,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from maildesk.domain import CandidateTicket, ThreadKeys
-from maildesk.store.models import Message, Outbox, Participant, RawMail, Secret, Ticket, TicketSequence
+from maildesk.store.models import (
+    Message,
+    Outbox,
+    Participant,
+    RawMail,
+    Secret,
+    Suppression,
+    Ticket,
+    TicketSequence,
+)
 
 
 def _insert(session: Session, table: type) -> postgresql.Insert | sqlite.Insert:
@@ -195,3 +204,26 @@ def stored_message_ids(session: Session, message_ids: Sequence[str]) -> set[str]
 def raw_counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(RawMail.status, func.count(RawMail.id)).group_by(RawMail.status))
     return {status: int(n) for status, n in rows}
+
+
+def suppress_address(session: Session, address: str, until_at: datetime, reason: str, now_at: datetime) -> None:
+    """Stop automatic mail to ``address`` until ``until_at`` (a later bounce extends it)."""
+    key = address.strip().lower()
+    row = session.get(Suppression, key)
+    if row is None:
+        session.add(Suppression(address=key, until_at=until_at, reason=reason[:2000], created_at=now_at))
+    elif row.until_at < until_at:
+        row.until_at, row.reason = until_at, reason[:2000]
+
+
+def suppressed(session: Session, addresses: Sequence[str], now_at: datetime) -> set[str]:
+    keys = [a.strip().lower() for a in addresses if a]
+    if not keys:
+        return set()
+    rows = session.scalars(select(Suppression.address).where(Suppression.address.in_(keys),
+                                                            Suppression.until_at > now_at))
+    return set(rows)
+
+
+def outbox_by_message_id(session: Session, message_id: str) -> Outbox | None:
+    return session.scalars(select(Outbox).where(Outbox.message_id == message_id.strip("<> "))).one_or_none()

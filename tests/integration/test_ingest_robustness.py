@@ -174,3 +174,42 @@ def test_mta_pipe_exits_75_while_the_database_is_down_and_0_once_it_is_back(tmp_
     sessions = make_session_factory(make_engine(pg_url))
     assert count(sessions, RawMail) == 1
     assert count(sessions, Message) == 1
+
+
+def _dsn(recipient: str, original_id: str) -> bytes:
+    """An RFC 3464 report as Postfix writes it, returning our acknowledgment."""
+    return (
+        "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.corp.test (Mail Delivery System)\r\n"
+        f"To: support@desk.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Date: Mon, 23 Nov 2026 10:00:00 +0800\r\nMessage-ID: <dsn.1@mx.corp.test>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+        "--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could not\r\n"
+        f"be delivered to one or more recipients.\r\n\r\n<{recipient}>: host mx said: 550 5.1.1 User unknown\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.corp.test\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: support@desk.test\r\nTo: {recipient}\r\nMessage-ID: <{original_id}>\r\nSubject: ack\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+def test_a_bounce_is_linked_to_our_mail_and_suppresses_the_address(tmp_path, imap_account, smtp_sink,
+                                                                   monkeypatch) -> None:  # noqa: ANN001
+    desk, _ = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
+    imap_account.append(request_mail("gone@corp.test", "离职员工账号", "请停用")[0])
+    _cycle(desk)
+    ack_id = message_from_bytes(smtp_sink.wait_for(1)[0].raw)["Message-ID"].strip("<>")
+    imap_account.append(_dsn("gone@corp.test", ack_id))
+    _cycle(desk)
+    with desk.sessions() as session:
+        ticket_id = session.scalar(select(Ticket.id))
+        bounce = session.scalars(select(Event).where(Event.kind == "mail_bounced")).one()
+    assert bounce.ticket_id == ticket_id
+    assert bounce.data["recipients"] == ["gone@corp.test"] and bounce.data["status"] == "5.1.1"
+    assert count(desk.sessions, Message, Message.kind == "automatic") == 1
+
+    imap_account.append(request_mail("gone@corp.test", "又一个请求", "再试一次")[0])
+    _cycle(desk)
+    assert count(desk.sessions, Ticket) == 2
+    assert len(smtp_sink.received) == 1, "no automatic mail to an address that bounced"
