@@ -11,12 +11,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from maildesk.config import MailboxSettings
 from maildesk.ingest.imap import Credential, ImapSource
 from maildesk.store import queries
-from maildesk.store.models import RawMail
 from maildesk.store.session import SessionFactory, transaction
 
 
@@ -58,5 +55,5 @@ def _missing_by_hash(source: ImapSource, settings: MailboxSettings, candidates: 
     finally:
         source.box.folder.set(settings.folder)
     with transaction(sessions) as session:
-        stored = set(session.scalars(select(RawMail.sha256).where(RawMail.sha256.in_(list(hashes.values())))))
+        stored = queries.stored_hashes(session, list(hashes.values()))
     return [(settings.done_folder, uid, mid) for uid, mid in candidates if hashes.get(uid) not in stored]

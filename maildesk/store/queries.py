@@ -227,3 +227,9 @@ def suppressed(session: Session, addresses: Sequence[str], now_at: datetime) -> 
 
 def outbox_by_message_id(session: Session, message_id: str) -> Outbox | None:
     return session.scalars(select(Outbox).where(Outbox.message_id == message_id.strip("<> "))).one_or_none()
+
+
+def stored_hashes(session: Session, sha256s: Sequence[str]) -> set[str]:
+    if not sha256s:
+        return set()
+    return set(session.scalars(select(RawMail.sha256).where(RawMail.sha256.in_(list(sha256s)))))
