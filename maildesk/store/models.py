@@ -82,6 +82,18 @@ class Ticket(Base):
     first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
     resolve_due_at: Mapped[datetime | None] = mapped_column(index=True)
     classification: Mapped[dict[str, Any]]
+    # lifecycle (issue 5): SLA pauses, reopening, satisfaction, escalation
+    pending_since_at: Mapped[datetime | None]
+    paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_requester_at: Mapped[datetime | None]
+    next_progress_at: Mapped[datetime | None] = mapped_column(index=True)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    satisfaction: Mapped[str | None] = mapped_column(String(16))  # very-satisfied | satisfied | neutral | dissatisfied
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]
+    solution: Mapped[str | None] = mapped_column(Text)
+    kb_candidate: Mapped[bool] = mapped_column(default=False)
 
     messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
     participants: Mapped[list[Participant]] = relationship(back_populates="ticket", order_by="Participant.id")
