@@ -22,6 +22,7 @@ from maildesk.faults import crashpoint
 from maildesk.ingest.imap import Credential, ImapSource
 from maildesk.ingest.runner import IngestRunner
 from maildesk.store import queries
+from maildesk.store.locks import mailbox_lock
 from maildesk.store.models import MailboxState
 from maildesk.store.session import SessionFactory, transaction
 from maildesk.tickets import service
@@ -37,6 +38,7 @@ class PollReport:
     fetched: int = 0
     already_stored: int = 0
     error: str | None = None
+    skipped: str | None = None
 
 
 class MailboxPoller:
@@ -63,9 +65,11 @@ class MailboxPoller:
 
     def poll_once(self, stop: threading.Event | None = None) -> PollReport:
         """Fetch and store everything new; reconnect with backoff after a failure."""
-        with self.lock:
+        with self.lock, mailbox_lock(self.sessions.kw["bind"], f"mailbox:{self.settings.name}") as held:
+            if not held:
+                return PollReport(skipped="another daemon is polling this mailbox")
             if self._retry_at is not None and self.clock.now() < self._retry_at:
-                return PollReport(error="waiting before reconnecting")
+                return PollReport(skipped="waiting before reconnecting")
             try:
                 report = self._poll(stop)
             except FetchError as exc:
