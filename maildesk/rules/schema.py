@@ -205,14 +205,14 @@ def _parse_rule_list(items: Any, matrix: PriorityMatrix | None, report: _Report)
         if not isinstance(table, dict):
             report.add(line, f"rule #{index + 1} must be a table: write each rule as [[rule]]")
             continue
-        rule = _parse_rule(table, index, matrix, report)
-        if rule is None:
+        raw_id = table.get("id")
+        if isinstance(raw_id, str) and raw_id in seen:
+            report.add(report.source.key("rule", "id", index), f"duplicate rule id '{raw_id}' (first at line {seen[raw_id]})")
             continue
-        if rule.rule_id in seen:
-            report.add(report.source.key("rule", "id", index), f"duplicate rule id '{rule.rule_id}' (first at line {seen[rule.rule_id]})")
-            continue
-        seen[rule.rule_id] = line
-        rules.append(rule)
+        if isinstance(raw_id, str):
+            seen[raw_id] = line
+        if rule := _parse_rule(table, index, matrix, report):
+            rules.append(rule)
     return tuple(rules)
 
 

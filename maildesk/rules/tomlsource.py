@@ -80,8 +80,10 @@ class SourceMap:
         return self._keys.get(((table, index), key))
 
     def key(self, table: str, key: str, index: int | None = None) -> int:
-        """Line of ``key =`` inside ``[table]``, else the line of the table."""
+        """Line of ``key =`` (or of the sub-table ``[table.key]``) inside ``[table]``, else of the table."""
         found = self._key_line(table, index, key)
+        if found is None:
+            found = self._tables.get((f"{table}.{key}" if table else key, index))
         return found if found is not None else self.table(table, index)
 
     def string(self, value: str, near: int = 1) -> int:

@@ -21,7 +21,7 @@ from maildesk.errors import ConfigError
 from maildesk.rules.tomlsource import SourceMap, load_toml, string_list
 
 _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_PART = re.compile(r"(\d+)\s*(working\s+days?|wd|hours?|h|minutes?|mins?|m)\b", re.IGNORECASE)
+_PART = re.compile(r"(\d+)\s*(working\s+days?|wd|hours?|h|minutes?|mins?|m)(?![a-z])", re.IGNORECASE)
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CLOCKS = ("business", "24x7")
@@ -113,14 +113,13 @@ def parse_sla(text: str, path: str) -> SlaPolicySet:
     for key in data:
         if key not in _TOP_KEYS:
             add(src.key("", key), f"unknown top-level field '{key}' (known: {', '.join(sorted(_TOP_KEYS))})")
-    calendars = tuple(c for c in (_calendar(i, b, src, add) for i, b in _tables(data, "calendars", src, add)) if c)
-    policies = tuple(p for p in (_policy(i, b, src, add) for i, b in _tables(data, "policies", src, add)) if p)
+    calendar_tables = _tables(data, "calendars", src, add)
+    policy_tables = _tables(data, "policies", src, add)
+    calendars = tuple(c for c in (_calendar(i, b, src, add) for i, b in calendar_tables) if c)
+    cal_ids = {cal_id for cal_id, _ in calendar_tables}
+    policies = tuple(p for p in (_policy(i, b, cal_ids, src, add) for i, b in policy_tables) if p)
     default = _default_policy(data.get("defaults"), src, add)
-    cal_ids = {c.calendar_id for c in calendars}
-    for policy in policies:
-        if policy.calendar not in cal_ids:
-            add(src.key(f"policies.{policy.policy_id}", "calendar"), f"policy {policy.policy_id}: unknown calendar '{policy.calendar}'")
-    if default and default not in {p.policy_id for p in policies}:
+    if default and default not in {policy_id for policy_id, _ in policy_tables}:
         add(src.key("defaults", "policy"), f"default policy '{default}' is not defined under [policies]")
     if problems or default is None:
         raise ConfigError(problems)
@@ -230,7 +229,7 @@ def _dates(value: Any, what: str, bad: Any) -> tuple[date, ...]:
     return tuple(out)
 
 
-def _policy(policy_id: str, body: dict[str, Any], src: SourceMap, add: Any) -> SlaPolicy | None:
+def _policy(policy_id: str, body: dict[str, Any], cal_ids: set[str], src: SourceMap, add: Any) -> SlaPolicy | None:
     table = f"policies.{policy_id}"
     before: list[str] = []
 
@@ -244,6 +243,8 @@ def _policy(policy_id: str, body: dict[str, Any], src: SourceMap, add: Any) -> S
             bad(src.key(table, key), f"unknown field '{key}' (known: {', '.join(sorted(allowed))})")
     if not isinstance(body.get("calendar"), str):
         bad(src.table(table), "needs calendar = \"<calendar id>\" for its business clock")
+    elif body["calendar"] not in cal_ids:
+        bad(src.key(table, "calendar"), f"unknown calendar '{body['calendar']}' (known: {', '.join(sorted(cal_ids))})")
     targets = []
     for priority in Priority:
         if not isinstance(body.get(priority.value), dict):
