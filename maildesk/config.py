@@ -112,6 +112,7 @@ class Settings:
     max_send_attempts: int
     own_addresses: frozenset[str] = field(default_factory=frozenset)
     ack_limit_per_hour: int = 5
+    admins: tuple[str, ...] = ()
 
 
 class _Reader:
@@ -240,7 +241,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     desk = _table(r, data, "desk")
     r.unknown(desk, "desk", {"support_address", "support_name", "timezone", "locale", "rules_dir",
                              "templates_dir", "bounce_address", "message_id_domain", "own_addresses",
-                             "ack_limit_per_hour"})
+                             "ack_limit_per_hour", "admins"})
     support = r.get(desk, "desk", "support_address", str) or ""
     _check_address(r, "desk", "support_address", support)
     timezone = r.get(desk, "desk", "timezone", str, "Asia/Shanghai")
@@ -254,6 +255,9 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     bounce = r.get(desk, "desk", "bounce_address", str, support)
     _check_address(r, "desk", "bounce_address", bounce)
     own = r.get(desk, "desk", "own_addresses", list, [])
+    admins = r.get(desk, "desk", "admins", list, [])
+    for admin in admins:
+        _check_address(r, "desk", "admins", admin if isinstance(admin, str) else repr(admin))
     ack_limit = r.get(desk, "desk", "ack_limit_per_hour", int, 5)
     if ack_limit is not None and ack_limit < 0:
         r.problem("desk", "ack_limit_per_hour", f"must be 0 or more, got {ack_limit}")
@@ -288,6 +292,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
         max_send_attempts=r.get(outbound, "smtp", "max_attempts", int, 12),
         own_addresses=frozenset(a.lower() for a in [support, bounce, *own] if isinstance(a, str) and a),
         ack_limit_per_hour=ack_limit if ack_limit is not None else 5,
+        admins=tuple(a for a in admins if isinstance(a, str)),
     )
 
 

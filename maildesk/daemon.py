@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,7 +138,7 @@ def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)
     sessions = make_session_factory(engine)
-    policy = RulesPolicy.load(_resolve(base_dir, settings.rules_dir), settings)
+    policy = RulesPolicy.load(_resolve(base_dir, settings.rules_dir), clock)
     runner = IngestRunner(settings=settings, sessions=sessions, clock=clock, policy=policy,
                           templates=template_environment(settings, base_dir))
     smtp_password = secret_from_env(settings.smtp.password_env, "smtp", environ)
@@ -161,6 +162,8 @@ class Daemon:
         self.desk = desk
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self._idle_threads: list[threading.Thread] = []
+        self._running = 0
+        self._running_changed = threading.Condition()
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code."""
@@ -189,33 +192,60 @@ class Daemon:
         now = datetime.now(UTC)
         for poller in self.desk.pollers:
             job_id = f"poll:{poller.settings.name}"
-            self.scheduler.add_job(self._poll_job, "interval", args=[poller], id=job_id, next_run_time=now,
+            self.scheduler.add_job(self._job(self._poll_job), "interval", args=[poller], id=job_id, next_run_time=now,
                                    seconds=poller.settings.poll_interval.total_seconds(),
                                    max_instances=1, coalesce=True, misfire_grace_time=None)
             if poller.settings.idle:
                 self._start_idle_watcher(poller.settings, poller, job_id)
-        self.scheduler.add_job(self._send_job, "interval", id="outbox", next_run_time=now,
+        self.scheduler.add_job(self._job(self._send_job), "interval", id="outbox", next_run_time=now,
                                seconds=self.desk.settings.outbox_interval.total_seconds(),
                                max_instances=1, coalesce=True, misfire_grace_time=None)
-        self.scheduler.add_job(self._rules_job, "interval", id="rules", seconds=RULES_CHECK_SECONDS,
+        self.scheduler.add_job(self._job(self._rules_job), "interval", id="rules", seconds=RULES_CHECK_SECONDS,
                                max_instances=1, coalesce=True)
         self.scheduler.start()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Let running jobs finish their mail in hand, then stop the scheduler.
+
+        APScheduler's own ``shutdown(wait=True)`` holds its job store lock while it
+        waits, so a job that touches the scheduler would deadlock it; we wait for
+        our jobs ourselves first.
+        """
         self.desk.stop.set()
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
         for thread in self._idle_threads:
             thread.join(timeout=IDLE_WAIT_SECONDS + 5)
+        with self._running_changed:
+            self._running_changed.wait_for(lambda: self._running == 0, timeout=timeout)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         for poller in self.desk.pollers:
             poller.disconnect()
 
     def wake(self, job_id: str) -> None:
         """Run a job now instead of at its next interval."""
+        if self.desk.stop.is_set():
+            return
         try:
             self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
         except Exception:  # noqa: BLE001 - the job may be gone while shutting down
             log.debug("could not wake %s", job_id, exc_info=True)
+
+    def _job(self, func: Callable[..., None]) -> Callable[..., None]:
+        """A job that counts itself as running, so shutdown can wait for it."""
+
+        def run(*args: object) -> None:
+            with self._running_changed:
+                if self.desk.stop.is_set():
+                    return
+                self._running += 1
+            try:
+                func(*args)
+            finally:
+                with self._running_changed:
+                    self._running -= 1
+                    self._running_changed.notify_all()
+
+        return run
 
     def _poll_job(self, poller: MailboxPoller) -> None:
         stop = self.desk.stop

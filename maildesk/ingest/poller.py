@@ -140,6 +140,10 @@ class MailboxPoller:
                 int(delay.total_seconds()))
         try:
             self._record_state(error=str(exc))
+            if isinstance(exc, AuthenticationError):
+                day = self.clock.now().date().isoformat()
+                self.runner.alert_admins(f"mailbox {self.settings.name}: login refused", str(exc),
+                                         key=f"imap-auth:{self.settings.name}:{day}")
         except Exception:  # noqa: BLE001 - the database may be down too; the log line above stands
             log.debug("could not record mailbox error", exc_info=True)
 

@@ -32,7 +32,6 @@ from maildesk.domain import (
     Automatic,
     Classification,
     Clock,
-    Deadlines,
     NewTicket,
     OutboxMessage,
     ParsedMail,
@@ -43,7 +42,8 @@ from maildesk.ingest import loops, thread
 from maildesk.ingest.imap import FetchedMail
 from maildesk.ingest.parse import parse_mail
 from maildesk.outbound.compose import is_own_message_id
-from maildesk.outbound.notices import AckFacts, Desk, build_ack
+from maildesk.outbound.notices import AckFacts, Desk, build_ack, build_admin_alert
+from maildesk.rules.policy import PolicyDecision
 from maildesk.store import queries
 from maildesk.store.models import RawMail, Ticket
 from maildesk.store.session import Session, SessionFactory, transaction, translate
@@ -59,15 +59,10 @@ SUPPRESS_AFTER_BOUNCE = timedelta(days=60)
 
 
 class DeskPolicy(Protocol):
-    """What the rules and SLA configuration answer for one mail."""
+    """What the rules and SLA configuration decide for one new mail."""
 
-    def classify(self, mail: ParsedMail, *, at: datetime, mailbox: str | None) -> Classification: ...
-
-    def deadlines(self, classification: Classification, *, created_at: datetime) -> Deadlines: ...
-
-    def response_target(self, classification: Classification) -> tuple[timedelta | None, bool]: ...
-
-    def group_name(self, group: str | None) -> str | None: ...
+    def decide(self, mail: ParsedMail, *, at: datetime, mailbox: str | None,
+               default_group: str | None = None) -> PolicyDecision: ...
 
 
 @dataclass(frozen=True)
@@ -221,8 +216,9 @@ class IngestRunner:
 
     def _new_ticket(self, session: Session, raw: RawMail, mail: ParsedMail, dedup_key: str,
                     decision: NewTicket, now_at: datetime) -> Outcome:
-        classification = self.policy.classify(mail, at=now_at, mailbox=raw.mailbox)
-        deadlines = self.policy.deadlines(classification, created_at=now_at)
+        queue = next((m.queue for m in self.settings.mailboxes if m.name == raw.mailbox), None)
+        policy = self.policy.decide(mail, at=now_at, mailbox=raw.mailbox, default_group=queue)
+        classification, deadlines = policy.classification, policy.deadlines
         subject = thread.strip_subject(mail.subject) or "(无主题)"
         ticket = service.open_ticket(
             session, mail=mail, subject=subject, classification=classification, deadlines=deadlines,
@@ -237,8 +233,7 @@ class IngestRunner:
         if why_no_ack:
             service.record_event(session, ticket.id, "ack_skipped", "maildesk", now_at, reason=why_no_ack)
         else:
-            service.enqueue(session, ticket.id, self._ack(session, ticket, mail, classification, deadlines,
-                                                          now_at), now_at)
+            service.enqueue(session, ticket.id, self._ack(session, ticket, mail, policy, now_at), now_at)
         return self._finish(raw, now_at, "new-ticket", ticket.id, decision.reason, ticket=ticket.number)
 
     def _why_no_ack(self, session: Session, mail: ParsedMail, classification: Classification,
@@ -257,9 +252,8 @@ class IngestRunner:
             return f"sender got {recent} acknowledgments in the last hour (limit {self.settings.ack_limit_per_hour})"
         return None
 
-    def _ack(self, session: Session, ticket: Ticket, mail: ParsedMail, classification: Classification,
-             deadlines: Deadlines, now_at: datetime) -> OutboxMessage:
-        target, business = self.policy.response_target(classification)
+    def _ack(self, session: Session, ticket: Ticket, mail: ParsedMail, policy: PolicyDecision,
+             now_at: datetime) -> OutboxMessage:
         assert mail.from_addr is not None
         facts = AckFacts(
             number=ticket.number,
@@ -267,15 +261,31 @@ class IngestRunner:
             priority=ticket.priority,
             requester=mail.from_addr,
             language=ticket.language,
-            group_name=self.policy.group_name(ticket.group),
+            group_name=policy.group_name,
             assignee_name=ticket.assignee,
-            response_target=target,
-            response_business=business,
-            response_due_at=deadlines.first_response_at,
+            response_target=policy.response_target,
+            response_business=policy.response_business,
+            response_due_at=policy.deadlines.first_response_at,
             in_reply_to=mail.message_id,
             references=mail.references,
         )
         return build_ack(self.templates, self._desk(session), facts, now_at)
+
+    def alert_admins(self, problem: str, detail: str, key: str) -> bool:
+        """Mail the admins about ``problem`` once per ``key`` (e.g. per mailbox and day)."""
+        if not self.settings.admins:
+            log.error("ADMIN ALERT (no admins configured): %s: %s", problem, detail)
+            return False
+        now_at = self.clock.now()
+        dedup_key = f"alert:{key}"
+        with transaction(self.sessions) as session:
+            if queries.outbox_by_dedup_key(session, dedup_key) is not None:
+                return False
+            alert = build_admin_alert(self.templates, self._desk(session), self.settings.admins, problem=problem,
+                                      detail=detail, dedup_key=dedup_key, now_at=now_at)
+            service.enqueue(session, None, alert, now_at)
+        log.error("admin alert sent to %s: %s", ", ".join(self.settings.admins), problem)
+        return True
 
     def _desk(self, session: Session) -> Desk:
         s = self.settings

@@ -46,6 +46,38 @@ class AckFacts:
     references: tuple[str, ...]
 
 
+def build_notice(
+    env: jinja2.Environment,
+    desk: Desk,
+    *,
+    kind: str,
+    locale: str,
+    context: dict[str, object],
+    to: tuple[tuple[str, str], ...],
+    dedup_key: str,
+    now_at: datetime,
+    ticket: str = "desk",
+    in_reply_to: str | None = None,
+    references: tuple[str, ...] = (),
+) -> OutboxMessage:
+    """Any automatic mail of the desk: rendered from ``kind``'s templates, threaded, loop-safe."""
+    base = {"desk_name": desk.support_name, "support_address": desk.support_address}
+    rendered = render(env, kind, locale or desk.locale, {**base, **context})
+    message_id = make_message_id(desk.secret, kind, ticket, dedup_key, desk.message_id_domain)
+    envelope = Envelope(
+        from_addr=desk.support_address,
+        from_name=desk.support_name,
+        to=to,
+        bounce_addr=desk.bounce_address,
+        reply_to=desk.support_address,
+        in_reply_to=in_reply_to,
+        references=references,
+        automatic=True,
+        loop_marker=desk.support_address,
+    )
+    return compose(rendered, envelope, kind=kind, dedup_key=dedup_key, message_id=message_id, date_at=now_at)
+
+
 def build_ack(env: jinja2.Environment, desk: Desk, facts: AckFacts, now_at: datetime) -> OutboxMessage:
     """The acknowledgment of a new ticket, threaded under the requester's mail."""
     local_due = facts.response_due_at.astimezone(ZoneInfo(desk.timezone)) if facts.response_due_at else None
@@ -59,22 +91,21 @@ def build_ack(env: jinja2.Environment, desk: Desk, facts: AckFacts, now_at: date
         "response_minutes": int(facts.response_target.total_seconds() // 60) if facts.response_target else None,
         "response_business": facts.response_business,
         "response_due": f"{local_due:%Y-%m-%d %H:%M}" if local_due else "",
-        "desk_name": desk.support_name,
-        "support_address": desk.support_address,
     }
-    rendered = render(env, "ack", facts.language or desk.locale, context)
-    dedup_key = f"{facts.number}:ack"
-    message_id = make_message_id(desk.secret, "ack", facts.number, dedup_key, desk.message_id_domain)
     references = tuple(facts.references) + ((facts.in_reply_to,) if facts.in_reply_to else ())
-    envelope = Envelope(
-        from_addr=desk.support_address,
-        from_name=desk.support_name,
-        to=((facts.requester.name, facts.requester.addr),),
-        bounce_addr=desk.bounce_address,
-        reply_to=desk.support_address,
-        in_reply_to=facts.in_reply_to,
-        references=references,
-        automatic=True,
-        loop_marker=desk.support_address,
+    return build_notice(
+        env, desk, kind="ack", locale=facts.language, context=context,
+        to=((facts.requester.name, facts.requester.addr),), dedup_key=f"{facts.number}:ack", now_at=now_at,
+        ticket=facts.number, in_reply_to=facts.in_reply_to, references=references,
     )
-    return compose(rendered, envelope, kind="ack", dedup_key=dedup_key, message_id=message_id, date_at=now_at)
+
+
+def build_admin_alert(env: jinja2.Environment, desk: Desk, admins: tuple[str, ...], *, problem: str,
+                      detail: str, dedup_key: str, now_at: datetime) -> OutboxMessage:
+    """A loud notice to the admins (expired login, dead letters …), at most one per ``dedup_key``."""
+    local = now_at.astimezone(ZoneInfo(desk.timezone))
+    return build_notice(
+        env, desk, kind="admin_alert", locale=desk.locale,
+        context={"problem": problem, "detail": detail, "at": f"{local:%Y-%m-%d %H:%M:%S}"},
+        to=tuple(("", a) for a in admins), dedup_key=dedup_key, now_at=now_at,
+    )

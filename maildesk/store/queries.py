@@ -233,3 +233,7 @@ def stored_hashes(session: Session, sha256s: Sequence[str]) -> set[str]:
     if not sha256s:
         return set()
     return set(session.scalars(select(RawMail.sha256).where(RawMail.sha256.in_(list(sha256s)))))
+
+
+def outbox_by_dedup_key(session: Session, dedup_key: str) -> Outbox | None:
+    return session.scalars(select(Outbox).where(Outbox.dedup_key == dedup_key)).one_or_none()

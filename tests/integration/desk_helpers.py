@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = "support@desk.test"
+ADMIN = "admin@desk.test"
 
 
 def write_config(tmp: Path, *, imap_host: str, imap_port: int, imap_user: str, smtp_host: str, smtp_port: int,
@@ -30,6 +31,7 @@ def write_config(tmp: Path, *, imap_host: str, imap_port: int, imap_user: str, s
         [desk]
         support_address = "{SUPPORT}"
         support_name = "技术支持中心"
+        admins = ["{ADMIN}"]
         timezone = "Asia/Shanghai"
         rules_dir = "{config}"
         templates_dir = "{ROOT / 'templates'}"

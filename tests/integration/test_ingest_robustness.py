@@ -213,3 +213,27 @@ def test_a_bounce_is_linked_to_our_mail_and_suppresses_the_address(tmp_path, ima
     _cycle(desk)
     assert count(desk.sessions, Ticket) == 2
     assert len(smtp_sink.received) == 1, "no automatic mail to an address that bounced"
+
+
+def test_a_refused_login_is_reported_to_the_admins_once_a_day(tmp_path, imap_account, smtp_sink,
+                                                             monkeypatch) -> None:  # noqa: ANN001
+    clock = FrozenClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    desk, _ = _desk(tmp_path, imap_account, smtp_sink, monkeypatch, clock=clock)
+    desk.pollers[0].credential = lambda: "not-the-password"
+    for _ in range(3):
+        errors = _cycle(desk)
+        assert errors[0] and "login refused" in errors[0]
+        clock.advance(timedelta(minutes=5))
+    alerts = smtp_sink.wait_for(1)
+    assert [m.rcpt_tos for m in alerts] == [("admin@desk.test",)]
+    assert "login refused" in str(message_from_bytes(alerts[0].raw).get_payload(decode=True), "utf-8")
+
+
+def test_a_mail_read_in_a_mail_client_is_still_ingested(tmp_path, imap_account, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+    desk, _ = _desk(tmp_path, imap_account, smtp_sink, monkeypatch, done_action="flag")
+    imap_account.append(request_mail("seen@corp.test", "已读的邮件", "同事先在 Outlook 里打开过")[0],
+                        flags=("\\Seen", "\\Flagged"))
+    _cycle(desk)
+    assert count(desk.sessions, Ticket) == 1
+    flags = imap_account.fetch_flags()
+    assert all("$MaildeskDone" in f for f in flags.values())
