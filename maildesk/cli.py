@@ -79,8 +79,7 @@ def check_config(config_path: str) -> None:
         _fail_config(exc)
     from maildesk.rules.policy import check_rules_dir
 
-    problems.extend(check_rules_dir(base / settings.rules_dir if not Path(settings.rules_dir).is_absolute()
-                                    else Path(settings.rules_dir)))
+    problems.extend(check_rules_dir(_rules_dir(settings, base)))
     if problems:
         _fail_config(ConfigError(problems))
     click.echo(f"{config_path}: OK ({len(settings.mailboxes)} mailbox(es), support address "
@@ -191,6 +190,114 @@ def tickets_show(config_path: str, number: str) -> None:
         for e in ticket.events:
             details = {k: v for k, v in e.data.items() if k != "version"}
             click.echo(f"  [{local(e.at)}] {e.kind} by {e.actor}: {json.dumps(details, ensure_ascii=False)[:300]}")
+
+
+def _rules_dir(settings: Settings, base: Path) -> Path:
+    folder = Path(settings.rules_dir)
+    return folder if folder.is_absolute() else base / folder
+
+
+def _parse_at(value: str | None, zone: ZoneInfo) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO time: {value!r} (e.g. 2026-11-27T17:50)") from None
+    return (at if at.tzinfo else at.replace(tzinfo=zone)).astimezone(UTC)
+
+
+@main.group()
+def rules() -> None:
+    """Rule files: try them on a mail before deploying."""
+
+
+@rules.command("test")
+@config_option
+@click.argument("mail", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--at", "at_text", default=None, help="Pretend the mail arrived at this local time (ISO 8601).")
+@click.option("--mailbox", default=None, help="Pretend the mail came to this mailbox.")
+def rules_test(config_path: str, mail: str, at_text: str | None, mailbox: str | None) -> None:
+    """Dry-run MAIL through the rules: what matched and why, and the resulting ticket fields and deadlines."""
+    from maildesk.ingest.parse import parse_mail
+    from maildesk.rules.policy import RulesPolicy
+
+    settings, base = _settings_or_exit(config_path)
+    zone = ZoneInfo(settings.timezone)
+    try:
+        policy = RulesPolicy.load(_rules_dir(settings, base))
+    except ConfigError as exc:
+        _fail_config(exc)
+    parsed = parse_mail(sys.stdin.buffer.read() if mail == "-" else Path(mail).read_bytes())
+    at = _parse_at(at_text, zone)
+    queue = next((m.queue for m in settings.mailboxes if m.name == mailbox), None)
+    decision = policy.decide(parsed, at=at, mailbox=mailbox, default_group=queue)
+    c = decision.classification
+    click.echo(f"mail: {parsed.subject!r} from {parsed.from_addr.addr if parsed.from_addr else '-'}, "
+               f"at {at.astimezone(zone):%Y-%m-%d %H:%M %Z}")
+    click.echo("rules matched:" if c.hits else "rules matched: none (defaults apply)")
+    for hit in c.hits:
+        click.echo(f"  {hit.rule_id:<28} {hit.location:<28} {hit.why}")
+    click.echo(f"category {c.category.value}, priority {c.priority.value}, group {c.group or '-'}"
+               f" ({decision.group_name or '-'}), assignee {c.assignee or '-'}")
+    if c.tags:
+        click.echo(f"tags {', '.join(c.tags)}")
+    if c.suppress_ack or c.close:
+        click.echo(f"acknowledgment {'suppressed' if c.suppress_ack else 'sent'}"
+                   f"{', answered with ' + c.reply_template + ' and closed' if c.close else ''}")
+    _echo_deadlines(decision.deadlines, zone)
+
+
+def _echo_deadlines(deadlines: object, zone: ZoneInfo) -> None:
+    from maildesk.domain import Deadlines
+
+    assert isinstance(deadlines, Deadlines)
+
+    def local(at: datetime | None) -> str:
+        return at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if at else "-"
+
+    click.echo(f"first response due {local(deadlines.first_response_at)}, resolution due "
+               f"{local(deadlines.resolve_at)}")
+    for line in deadlines.explanation:
+        click.echo(f"  {line}")
+
+
+@main.group()
+def sla() -> None:
+    """Service level: how deadlines were computed."""
+
+
+@sla.command("explain")
+@config_option
+@click.argument("number")
+def sla_explain(config_path: str, number: str) -> None:
+    """How each deadline of ticket NUMBER was computed, with its pauses."""
+    from maildesk.domain import Priority
+    from maildesk.ingest.thread import extract_ticket_ref
+    from maildesk.rules.policy import RulesPolicy
+    from maildesk.store import queries
+    from maildesk.store.session import transaction
+
+    settings, base = _settings_or_exit(config_path)
+    zone = ZoneInfo(settings.timezone)
+    ref = extract_ticket_ref(number) or number.strip().upper()
+    with transaction(_sessions(settings)) as session:
+        ticket = queries.ticket_by_number(session, ref)
+        if ticket is None:
+            click.echo(f"no ticket {ref}", err=True)
+            sys.exit(1)
+        pauses = queries.pending_pauses(session, ticket.id)
+        click.echo(f"{ticket.number}: priority {ticket.priority}, group {ticket.group or '-'}, status {ticket.status}")
+        click.echo("as recorded when the ticket was made:")
+        for line in ticket.classification.get("explanation", []):
+            click.echo(f"  {line}")
+        try:
+            policy = RulesPolicy.load(_rules_dir(settings, base))
+        except ConfigError as exc:
+            _fail_config(exc)
+        click.echo("under the rules in force now, with the pauses so far:")
+        _echo_deadlines(policy.deadlines(Priority(ticket.priority), ticket.created_at, group=ticket.group,
+                                         paused=pauses), zone)
 
 
 @main.group()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from maildesk.domain import CandidateTicket, ThreadKeys
 from maildesk.store.models import (
+    Event,
     Message,
     Outbox,
     Participant,
@@ -237,3 +238,21 @@ def stored_hashes(session: Session, sha256s: Sequence[str]) -> set[str]:
 
 def outbox_by_dedup_key(session: Session, dedup_key: str) -> Outbox | None:
     return session.scalars(select(Outbox).where(Outbox.dedup_key == dedup_key)).one_or_none()
+
+
+def pending_pauses(session: Session, ticket_id: int) -> list[tuple[datetime, datetime | None]]:
+    """The spans a ticket waited on its requester, from its status events (the last may be open)."""
+    events = session.scalars(
+        select(Event).where(Event.ticket_id == ticket_id, Event.kind == "status_changed").order_by(Event.id)
+    )
+    pauses: list[tuple[datetime, datetime | None]] = []
+    started: datetime | None = None
+    for event in events:
+        if event.data.get("new") == "pending" and started is None:
+            started = event.at
+        elif event.data.get("old") == "pending" and started is not None:
+            pauses.append((started, event.at))
+            started = None
+    if started is not None:
+        pauses.append((started, None))
+    return pauses
