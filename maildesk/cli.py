@@ -72,18 +72,21 @@ def run(config_path: str) -> None:
 @config_option
 def check_config(config_path: str) -> None:
     """Validate maildesk.toml and the rule files; list every problem as file:line: reason."""
+    from maildesk.rules.policy import check_rules_dir
+
     problems: list[str] = []
     try:
         settings, base = load_settings(config_path)
+        rules_dir = _rules_dir(settings, base)
     except ConfigError as exc:
-        _fail_config(exc)
-    from maildesk.rules.policy import check_rules_dir
-
-    problems.extend(check_rules_dir(_rules_dir(settings, base)))
+        problems.extend(exc.problems)
+        settings, rules_dir = None, Path(config_path).resolve().parent  # the rule files sit beside it by default
+    problems.extend(check_rules_dir(rules_dir))
     if problems:
         _fail_config(ConfigError(problems))
+    assert settings is not None
     click.echo(f"{config_path}: OK ({len(settings.mailboxes)} mailbox(es), support address "
-               f"{settings.support_address})")
+               f"{settings.support_address}); rules in {rules_dir}: OK")
 
 
 def _fail_config(exc: ConfigError) -> None:
@@ -427,7 +430,7 @@ def ingest(config_path: str, file: str) -> None:
         settings, base = load_settings(config_path)
         from maildesk.daemon import build_desk
 
-        desk = build_desk(settings, base)
+        desk = build_desk(settings, base, require_secrets=False)  # a pipe needs no IMAP or SMTP secret
         # A pipe has no UIDs: a hash of the bytes stands in, so a redelivery is stored once.
         uid = int.from_bytes(hashlib.sha256(raw).digest()[:7], "big")
         desk.runner.store_fetched("pipe", 0, [FetchedMail(uid, raw)])

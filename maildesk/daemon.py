@@ -63,8 +63,7 @@ def imap_credential(server: ServerSettings, what: str, environ: dict[str, str] |
     """
     env = os.environ if environ is None else environ
     if server.auth != "xoauth2":
-        password = secret_from_env(server.password_env, what, environ)
-        return lambda: password
+        return lambda: secret_from_env(server.password_env, what, env)
     if server.token_env:
         name = server.token_env
         return lambda: env.get(name)
@@ -133,15 +132,20 @@ class Desk:
 
 
 def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
-               environ: dict[str, str] | None = None) -> Desk:
+               environ: dict[str, str] | None = None, *, require_secrets: bool = True) -> Desk:
+    """Build the desk; with ``require_secrets`` a missing password variable is refused now, not at first use."""
     clock = clock or SystemClock()
+    if require_secrets:
+        for box in settings.mailboxes:
+            if box.server.auth == "password":
+                secret_from_env(box.server.password_env, f"mailbox {box.name}", environ)
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)
     sessions = make_session_factory(engine)
     policy = RulesPolicy.load(_resolve(base_dir, settings.rules_dir), clock)
     runner = IngestRunner(settings=settings, sessions=sessions, clock=clock, policy=policy,
                           templates=template_environment(settings, base_dir))
-    smtp_password = secret_from_env(settings.smtp.password_env, "smtp", environ)
+    smtp_password = secret_from_env(settings.smtp.password_env, "smtp", environ) if require_secrets else None
     sender = OutboxSender(sessions=sessions, clock=clock, transport=SmtpTransport(settings.smtp, smtp_password),
                           max_attempts=settings.max_send_attempts)
     pollers = [
