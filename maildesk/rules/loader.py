@@ -202,6 +202,8 @@ class RuleWatcher:
         except ConfigError as exc:
             return self._refuse(exc.problems)
         changes = describe_changes(self.current, new)
+        if not changes and self.problems:
+            changes = ["the files are valid again and the same as the version in force"]
         self.current, self.problems = new, []
         self.loaded_at = self._clock.now() if self._clock else None
         for change in changes:
