@@ -24,7 +24,8 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for noisy in ("apscheduler", "alembic", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def load_settings(path: str) -> tuple[Settings, Path]:
