@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -43,6 +43,18 @@ def test_medium_mail_friday_1750_first_response_due_monday_1050(shipped: tuple[S
     deadlines = compute_deadlines(Priority.MEDIUM, at(2026, 3, 13, 17, 50), policy, cal)
     assert deadlines.first_response_at == at(2026, 3, 16, 10, 50)
     assert deadlines.resolve_at == at(2026, 3, 16, 17, 50)  # 1 working day = 9 h: 10 min Fri + 8 h 50 Mon
+
+
+def test_medium_mail_friday_1750_is_due_monday_0950_when_the_office_opens_at_0800(
+    shipped: tuple[SlaPolicy, BusinessCalendar],
+) -> None:
+    """Issue 4's statement as written holds for a queue whose business day runs 08:00–18:00:
+    10 min on Friday, 1 h 50 on Monday from 08:00."""
+    policy, _ = shipped
+    day = ((time(8, 0), time(18, 0)),)
+    early = BusinessCalendar.weekly_hours("early-office", "Asia/Shanghai", {d: day for d in range(5)})
+    deadlines = compute_deadlines(Priority.MEDIUM, at(2026, 11, 27, 17, 50), policy, early)
+    assert deadlines.first_response_at == at(2026, 11, 30, 9, 50)
 
 
 def test_mail_on_national_day_eve_2026_skips_the_holiday_and_counts_the_make_up_day(
