@@ -107,16 +107,21 @@ def test_the_same_mail_seen_twice_is_one_message(desk_config, imap_account, smtp
     assert len(smtp_sink.wait_for(1)) == 1
 
 
-def test_running_daemon_answers_a_new_mail_seen_by_idle(desk_config, imap_account, smtp_sink) -> None:  # noqa: ANN001
-    settings, base = load_settings(str(desk_config))
+def test_running_daemon_answers_a_new_mail_seen_by_idle(tmp_path, imap_account, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+    """The poll interval is 10 minutes: only IDLE can explain an answer within seconds."""
+    monkeypatch.setenv("MAILDESK_TEST_IMAP_PASSWORD", imap_account.password)
+    config = write_config(tmp_path, imap_host=imap_account.host, imap_port=imap_account.port,
+                          imap_user=imap_account.user, smtp_host=smtp_sink.host, smtp_port=smtp_sink.port,
+                          poll_interval="600s")
+    settings, base = load_settings(str(config))
     desk = build_desk(settings, base)
     daemon = Daemon(desk)
     daemon.start()
     try:
-        time.sleep(1.0)  # let the first poll and the IDLE connection settle
+        time.sleep(1.5)  # let the first poll and the IDLE connection settle
         raw, mid = request_mail("zhao.liu@corp.test", "ERP 报错 无法保存凭证", "销售部全员无法保存凭证，报错 ORA-01653。")
         imap_account.append(raw)
-        ack = smtp_sink.wait_for(1, timeout=20)[0]
+        ack = smtp_sink.wait_for(1, timeout=30)[0]  # long before the next poll would run
         assert message_from_bytes(ack.raw)["In-Reply-To"] == f"<{mid}>"
     finally:
         daemon.shutdown()
