@@ -94,8 +94,13 @@ class Ticket(Base):
     rated_at: Mapped[datetime | None]
     solution: Mapped[str | None] = mapped_column(Text)
     kb_candidate: Mapped[bool] = mapped_column(default=False)
+    # the sweep looks only at tickets whose next automatic mail is due (indexed; never a scan)
+    next_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    follows_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))  # a new ticket after a closed one
 
-    messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
+    messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id",
+                                                   foreign_keys="Message.ticket_id")
     participants: Mapped[list[Participant]] = relationship(back_populates="ticket", order_by="Participant.id")
     events: Mapped[list[Event]] = relationship(back_populates="ticket", order_by="Event.id")
 
@@ -219,6 +224,14 @@ class Suppression(Base):
     until_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class AssignmentState(Base):
+    """Round-robin position per group: who got the last ticket."""
+
+    __tablename__ = "assignment_state"
+    group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_agent: Mapped[str | None] = mapped_column(String(64))
 
 
 class Secret(Base):

@@ -19,7 +19,7 @@ from maildesk.store import queries
 from maildesk.store.models import Event, Message, Outbox, Participant, Ticket
 from maildesk.store.session import Session
 from maildesk.tickets.numbers import format_number
-from maildesk.tickets.states import after_requester_reply
+from maildesk.tickets.states import after_requester_reply, check_transition
 
 log = logging.getLogger(__name__)
 EVENT_VERSION = 1
@@ -133,12 +133,9 @@ def add_message(
 
 def requester_replied(session: Session, ticket: Ticket, at: datetime, actor: str) -> None:
     """A requester's follow-up; reopens a ticket that was waiting on them."""
-    current = TicketStatus(ticket.status)
-    target = after_requester_reply(current)
-    if target is not current:
-        ticket.status = target.value
-        record_event(session, ticket.id, "status_changed", actor, at, old=current.value, new=target.value,
-                     why="requester replied")
+    ticket.last_requester_at = at
+    target = after_requester_reply(TicketStatus(ticket.status))
+    change_status(session, ticket, target, actor, at, why="requester replied")
 
 
 def enqueue(session: Session, ticket_id: int | None, message: OutboxMessage, at: datetime) -> Outbox:
@@ -176,3 +173,84 @@ def _classification_record(classification: Classification, deadlines: Deadlines)
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+# --- changes of a ticket (agents' commands, the sweep, requester replies) -------------------------
+
+
+def change_status(session: Session, ticket: Ticket, target: TicketStatus, actor: str, at: datetime,
+                  why: str) -> bool:
+    """Move a ticket to ``target`` if the process allows it; keeps the SLA pause bookkeeping right.
+
+    Returns False when the ticket is already there.  Raises TransitionError for
+    a move the process forbids (e.g. closed → open).
+    """
+    current = TicketStatus(ticket.status)
+    if current is target:
+        return False
+    check_transition(current, target)
+    if current is TicketStatus.PENDING and ticket.pending_since_at is not None:
+        ticket.paused_seconds += int((at - ticket.pending_since_at).total_seconds())
+        ticket.pending_since_at = None
+    if target is TicketStatus.PENDING:
+        ticket.pending_since_at = at
+    if target is TicketStatus.RESOLVED:
+        ticket.resolved_at = at
+    if target is TicketStatus.CLOSED:
+        ticket.closed_at = at
+    if current is TicketStatus.RESOLVED and target is TicketStatus.OPEN:
+        ticket.reopened_count += 1
+        ticket.resolved_at = None
+    ticket.status, ticket.updated_at = target.value, at
+    record_event(session, ticket.id, "status_changed", actor, at, old=current.value, new=target.value, why=why)
+    return True
+
+
+def set_deadlines(session: Session, ticket: Ticket, deadlines: Deadlines, actor: str, at: datetime,
+                  why: str) -> None:
+    """Store recomputed deadlines (after a priority change or the end of a pause) with the reason."""
+    old = (ticket.first_response_due_at, ticket.resolve_due_at)
+    ticket.first_response_due_at, ticket.resolve_due_at = deadlines.first_response_at, deadlines.resolve_at
+    if old != (ticket.first_response_due_at, ticket.resolve_due_at):
+        record_event(session, ticket.id, "deadlines_changed", actor, at, why=why,
+                     first_response_at=_iso(deadlines.first_response_at), resolve_at=_iso(deadlines.resolve_at),
+                     explanation=list(deadlines.explanation))
+
+
+def change_field(session: Session, ticket: Ticket, field: str, value: str | None, actor: str, at: datetime,
+                 why: str) -> bool:
+    """Change priority, category, group or assignee, recording old and new."""
+    if field not in ("priority", "category", "group", "assignee", "impact"):
+        raise ValueError(f"{field} is not a field agents may change")
+    old = getattr(ticket, field)
+    if old == value:
+        return False
+    setattr(ticket, field, value)
+    ticket.updated_at = at
+    record_event(session, ticket.id, f"{field}_changed", actor, at, old=old, new=value, why=why)
+    return True
+
+
+def record_first_response(session: Session, ticket: Ticket, actor: str, at: datetime) -> None:
+    """The first public answer by an agent stops the first-response clock."""
+    if ticket.first_response_at is None:
+        ticket.first_response_at = at
+        breached = ticket.first_response_due_at is not None and at > ticket.first_response_due_at
+        record_event(session, ticket.id, "first_response", actor, at, within_sla=not breached)
+        if TicketStatus(ticket.status) is TicketStatus.NEW:
+            change_status(session, ticket, TicketStatus.OPEN, actor, at, why="first agent reply")
+
+
+def rate(session: Session, ticket: Ticket, rating: str, comment: str, actor: str, at: datetime) -> None:
+    """One rating per ticket; a later answer replaces the earlier one, and both are in the trail."""
+    old = ticket.satisfaction
+    ticket.satisfaction, ticket.satisfaction_comment, ticket.rated_at = rating, comment[:4000], at
+    record_event(session, ticket.id, "rated", actor, at, old=old, new=rating, comment=comment[:1000])
+
+
+def escalate(session: Session, ticket: Ticket, level: int, actor: str, at: datetime, why: str) -> bool:
+    if level <= ticket.escalation_level:
+        return False
+    old, ticket.escalation_level = ticket.escalation_level, level
+    record_event(session, ticket.id, "escalated", actor, at, old=old, new=level, why=why)
+    return True
