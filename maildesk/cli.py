@@ -366,6 +366,64 @@ def quarantine_retry(config_path: str, raw_ids: tuple[int, ...], retry_all: bool
     click.echo(f"requeued {n} mail(s)")
 
 
+@main.group()
+def outbox() -> None:
+    """Mails waiting to be sent, sent, or given up on (dead letters)."""
+
+
+@outbox.command("list")
+@config_option
+@click.option("--status", type=click.Choice(["queued", "sending", "sent", "dead"]), default=None)
+@click.option("--limit", default=50, show_default=True)
+def outbox_list(config_path: str, status: str | None, limit: int) -> None:
+    from maildesk.store import queries
+    from maildesk.store.session import transaction
+
+    settings, _ = _settings_or_exit(config_path)
+    zone = ZoneInfo(settings.timezone)
+    with transaction(_sessions(settings)) as session:
+        rows = queries.outbox_rows(session, status, limit)
+        if not rows:
+            click.echo("outbox is empty" if status is None else f"no {status} mail")
+        for row in rows:
+            click.echo(f"{row.id:>6}  {row.created_at.astimezone(zone):%Y-%m-%d %H:%M}  {row.status:<7} "
+                       f"{row.kind:<18} tries {row.attempts:<2} to {', '.join(row.recipients)}"
+                       + (f"  ({(row.last_error or '').splitlines()[0][:80]})" if row.last_error else ""))
+
+
+@outbox.command("retry")
+@config_option
+@click.argument("ids", type=int, nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Queue every dead letter again.")
+def outbox_retry(config_path: str, ids: tuple[int, ...], retry_all: bool) -> None:
+    """Queue dead letters again (after the cause is fixed); the daemon sends them on its next run."""
+    from maildesk.store import queries
+    from maildesk.store.session import transaction
+
+    if not ids and not retry_all:
+        raise click.UsageError("name the mails to retry, or use --all")
+    settings, _ = _settings_or_exit(config_path)
+    with transaction(_sessions(settings)) as session:
+        n = queries.retry_outbox(session, None if retry_all else list(ids), datetime.now(UTC))
+    click.echo(f"queued {n} mail(s) again")
+
+
+@outbox.command("purge")
+@config_option
+@click.option("--older-than", "days", default=90, show_default=True, help="Days.")
+def outbox_purge(config_path: str, days: int) -> None:
+    """Free the space of old sent and dead mails (their Message-IDs stay, so replies still thread)."""
+    from datetime import timedelta
+
+    from maildesk.store import queries
+    from maildesk.store.session import transaction
+
+    settings, _ = _settings_or_exit(config_path)
+    with transaction(_sessions(settings)) as session:
+        n = queries.purge_outbox(session, datetime.now(UTC) - timedelta(days=days))
+    click.echo(f"purged the bytes of {n} mail(s) older than {days} days")
+
+
 @main.command()
 @config_option
 def reconcile(config_path: str) -> None:

@@ -59,20 +59,27 @@ def build_notice(
     ticket: str = "desk",
     in_reply_to: str | None = None,
     references: tuple[str, ...] = (),
+    reply_to: str | None = None,
+    from_name: str | None = None,
+    automatic: bool = True,
 ) -> OutboxMessage:
-    """Any automatic mail of the desk: rendered from ``kind``'s templates, threaded, loop-safe."""
+    """Any mail of the desk: rendered from ``kind``'s templates, threaded, loop-safe.
+
+    ``reply_to`` is an agent's personal reply address on mail to that agent;
+    ``from_name`` shows an agent's name on a relayed reply ("张工 (技术支持)").
+    """
     base = {"desk_name": desk.support_name, "support_address": desk.support_address}
     rendered = render(env, kind, locale or desk.locale, {**base, **context})
     message_id = make_message_id(desk.secret, kind, ticket, dedup_key, desk.message_id_domain)
     envelope = Envelope(
         from_addr=desk.support_address,
-        from_name=desk.support_name,
+        from_name=from_name or desk.support_name,
         to=to,
         bounce_addr=desk.bounce_address,
-        reply_to=desk.support_address,
+        reply_to=reply_to or desk.support_address,
         in_reply_to=in_reply_to,
         references=references,
-        automatic=True,
+        automatic=automatic,
         loop_marker=desk.support_address,
     )
     return compose(rendered, envelope, kind=kind, dedup_key=dedup_key, message_id=message_id, date_at=now_at)

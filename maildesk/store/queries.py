@@ -256,3 +256,42 @@ def pending_pauses(session: Session, ticket_id: int) -> list[tuple[datetime, dat
     if started is not None:
         pauses.append((started, None))
     return pauses
+
+
+def outbox_rows(session: Session, status: str | None, limit: int) -> list[Outbox]:
+    stmt = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Outbox.status == status)
+    return list(session.scalars(stmt))
+
+
+def retry_outbox(session: Session, ids: Sequence[int] | None, now_at: datetime) -> int:
+    """Queue dead letters again (all when ``ids`` is None), due now, with a fresh attempt count."""
+    stmt = select(Outbox).where(Outbox.status == "dead")
+    if ids is not None:
+        stmt = stmt.where(Outbox.id.in_(list(ids)))
+    rows = list(session.scalars(stmt))
+    for row in rows:
+        row.status, row.attempts, row.next_attempt_at, row.claimed_until = "queued", 0, now_at, None
+    return len(rows)
+
+
+def purge_outbox(session: Session, older_than_at: datetime) -> int:
+    """Drop the bytes of sent and dead mails older than a date; the rows (and Message-IDs) stay for threading."""
+    rows = list(session.scalars(select(Outbox).where(Outbox.status.in_(("sent", "dead")),
+                                                     Outbox.created_at < older_than_at,
+                                                     func.length(Outbox.raw) > 0)))
+    for row in rows:
+        row.raw = b""
+    return len(rows)
+
+
+def thread_ids(session: Session, ticket_id: int, limit: int = 20) -> list[str]:
+    """Message-IDs of a ticket's mails, oldest first (the first is the request): for References."""
+    incoming = select(Message.message_id, Message.created_at).where(
+        Message.ticket_id == ticket_id, Message.message_id.is_not(None), Message.kind.in_(("request", "reply"))
+    )
+    outgoing = select(Outbox.message_id, Outbox.created_at).where(Outbox.ticket_id == ticket_id)
+    rows = session.execute(incoming.union_all(outgoing).order_by("created_at").limit(200)).all()
+    ids = [mid for mid, _ in rows if mid]
+    return ids[:1] + ids[1:][-(limit - 1):] if ids else []

@@ -138,8 +138,12 @@ def requester_replied(session: Session, ticket: Ticket, at: datetime, actor: str
     change_status(session, ticket, target, actor, at, why="requester replied")
 
 
-def enqueue(session: Session, ticket_id: int | None, message: OutboxMessage, at: datetime) -> Outbox:
-    """Queue a mail to send in the current transaction (the transactional outbox)."""
+def enqueue(session: Session, ticket_id: int | None, message: OutboxMessage, at: datetime,
+            send_at: datetime | None = None) -> Outbox:
+    """Queue a mail to send in the current transaction (the transactional outbox).
+
+    ``send_at`` holds it back (e.g. until the recipient's business hours).
+    """
     row = Outbox(
         ticket_id=ticket_id,
         kind=message.kind,
@@ -151,7 +155,7 @@ def enqueue(session: Session, ticket_id: int | None, message: OutboxMessage, at:
         raw=message.raw,
         status="queued",
         attempts=0,
-        next_attempt_at=at,
+        next_attempt_at=send_at or at,
         created_at=at,
     )
     session.add(row)

@@ -1,0 +1,72 @@
+"""Who gets which automatic mail of a ticket, threaded and queued in the caller's transaction.
+
+Every notification of the lifecycle (new-ticket notices, relays, reminders,
+escalations, surveys …) goes through ``Notifier.send``: it renders the kind's
+templates, threads the mail under the ticket's first mail, and writes the
+outbox row with its unique key — so a second sweep, or a second daemon,
+queues nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+import jinja2
+
+from maildesk.config import Settings
+from maildesk.domain import Clock
+from maildesk.outbound.notices import Desk, build_notice
+from maildesk.store import queries
+from maildesk.store.models import Ticket
+from maildesk.store.session import Session
+from maildesk.tickets import service
+
+log = logging.getLogger(__name__)
+SECRET_NAME = "message-id-hmac"
+
+Recipient = tuple[str, str]  # (display name, address)
+
+
+class Notifier:
+    def __init__(self, *, settings: Settings, templates: jinja2.Environment, clock: Clock) -> None:
+        self.settings = settings
+        self.templates = templates
+        self.clock = clock
+        self._secret: str | None = None
+
+    def desk(self, session: Session) -> Desk:
+        s = self.settings
+        return Desk(s.support_address, s.support_name, s.bounce_address, s.message_id_domain,
+                    self.secret(session), s.timezone, s.locale)
+
+    def secret(self, session: Session) -> str:
+        if self._secret is None:
+            self._secret = queries.get_or_create_secret(session, SECRET_NAME)
+        return self._secret
+
+    def send(self, session: Session, ticket: Ticket | None, *, kind: str, to: Sequence[Recipient],
+             context: dict[str, object], key: str, locale: str | None = None,
+             send_at: datetime | None = None, reply_to: str | None = None, from_name: str | None = None,
+             automatic: bool = True) -> bool:
+        """Queue one mail; False when it was queued before (same key) or has nobody to go to."""
+        recipients = tuple(dict.fromkeys((n, a.strip()) for n, a in to if a and a.strip()))
+        if not recipients:
+            log.info("%s %s: nobody to send it to", kind, ticket.number if ticket else "-")
+            return False
+        dedup_key = f"{ticket.number}:{key}" if ticket else key
+        if queries.outbox_by_dedup_key(session, dedup_key) is not None:
+            return False
+        now_at = self.clock.now()
+        thread = queries.thread_ids(session, ticket.id) if ticket else []
+        context = {"number": ticket.number, "subject": ticket.subject, **context} if ticket else context
+        message = build_notice(
+            self.templates, self.desk(session), kind=kind,
+            locale=locale or (ticket.language if ticket else self.settings.locale), context=context,
+            to=recipients, dedup_key=dedup_key, now_at=now_at, ticket=ticket.number if ticket else "desk",
+            in_reply_to=thread[-1] if thread else None, references=tuple(thread), reply_to=reply_to,
+            from_name=from_name, automatic=automatic,
+        )
+        service.enqueue(session, ticket.id if ticket else None, message, now_at, send_at=send_at)
+        return True
