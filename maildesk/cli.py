@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from maildesk import logs
 from maildesk.config import Settings, parse_settings
 from maildesk.errors import ConfigError, MaildeskError, StoreUnavailableError
 
@@ -19,13 +19,14 @@ EX_TEMPFAIL = 75
 DEFAULT_CONFIG = "config/maildesk.toml"
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("apscheduler", "alembic", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _secret_values(settings: Settings) -> list[str]:
+    """The values of the environment variables the settings name as secrets (to keep them out of logs)."""
+    import os
+
+    names = [settings.smtp.password_env, settings.smtp.token_env]
+    for box in settings.mailboxes:
+        names += [box.server.password_env, box.server.token_env]
+    return [os.environ[n] for n in names if n and os.environ.get(n)]
 
 
 def load_settings(path: str) -> tuple[Settings, Path]:
@@ -46,9 +47,11 @@ config_option = click.option("-c", "--config", "config_path", default=DEFAULT_CO
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """maildesk: an IT support desk run over plain email."""
-    _setup_logging(verbose)
+    ctx.ensure_object(dict)["verbose"] = verbose
+    logs.configure(verbose=verbose)
 
 
 @main.command()
@@ -59,6 +62,8 @@ def run(config_path: str) -> None:
 
     try:
         settings, base = load_settings(config_path)
+        logs.configure(verbose=click.get_current_context().obj.get("verbose", False), fmt=settings.log_format,
+                       secrets=_secret_values(settings))
         desk = build_desk(settings, base)
         code = Daemon(desk).run()
     except ConfigError as exc:
@@ -422,6 +427,35 @@ def outbox_purge(config_path: str, days: int) -> None:
     with transaction(_sessions(settings)) as session:
         n = queries.purge_outbox(session, datetime.now(UTC) - timedelta(days=days))
     click.echo(f"purged the bytes of {n} mail(s) older than {days} days")
+
+
+@main.command()
+@config_option
+def status(config_path: str) -> None:
+    """What the desk is doing now: mailboxes, queues, quarantine, SLA (the same figures as /metrics)."""
+    from maildesk.clock import SystemClock
+    from maildesk.health import collect
+
+    settings, _ = _settings_or_exit(config_path)
+    zone = ZoneInfo(settings.timezone)
+    try:
+        health = collect(_sessions(settings), SystemClock())
+    except MaildeskError as exc:
+        click.echo(f"database unavailable: {exc}", err=True)
+        sys.exit(1)
+    for name, at, error in health.mailboxes or [("(no mailbox polled yet)", None, None)]:
+        when = at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if at else "never"
+        click.echo(f"mailbox {name}: last good poll {when}" + (f"; FAILING: {error}" if error else ""))
+    raw = ", ".join(f"{k} {v}" for k, v in sorted(health.raw.items())) or "none"
+    click.echo(f"mails stored: {raw}")
+    click.echo(f"tickets: {health.tickets} in all, {health.open_tickets} open")
+    click.echo(f"outbox: {health.outbox_depth} waiting, {health.outbox.get('sent', 0)} sent, "
+               f"{health.outbox.get('dead', 0)} dead letters")
+    click.echo(f"quarantine: {health.quarantined}")
+    click.echo(f"SLA: {health.events.get('sla_warning', 0)} warnings, {health.events.get('escalated', 0)} "
+               f"escalations, {health.first_response_breaches} late first responses")
+    if health.quarantined or health.outbox.get("dead", 0) or any(e for _, _, e in health.mailboxes):
+        sys.exit(2)
 
 
 @main.command()

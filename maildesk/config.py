@@ -113,6 +113,8 @@ class Settings:
     own_addresses: frozenset[str] = field(default_factory=frozenset)
     ack_limit_per_hour: int = 5
     admins: tuple[str, ...] = ()
+    metrics_listen: tuple[str, int] | None = None  # ("127.0.0.1", 9464)
+    log_format: str = "text"  # text | json
 
 
 class _Reader:
@@ -237,7 +239,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}:{_toml_error_line(exc)}: invalid TOML: {exc}") from None
     r = _Reader(text, path)
-    r.unknown(data, None, {"desk", "database", "mailbox", "smtp"})
+    r.unknown(data, None, {"desk", "database", "mailbox", "smtp", "metrics", "logging"})
     desk = _table(r, data, "desk")
     r.unknown(desk, "desk", {"support_address", "support_name", "timezone", "locale", "rules_dir",
                              "templates_dir", "bounce_address", "message_id_domain", "own_addresses",
@@ -274,9 +276,17 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     names = [m.name for m in mailboxes]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         r.problem("mailbox", "name", f"mailbox name {dup!r} is used twice", names.index(dup))
+    metrics_listen = _metrics(r, _table(r, data, "metrics"))
+    logging_table = _table(r, data, "logging")
+    r.unknown(logging_table, "logging", {"format"})
+    log_format = r.get(logging_table, "logging", "format", str, "text")
+    if log_format not in ("text", "json"):
+        r.problem("logging", "format", f"must be 'text' or 'json', got {log_format!r}")
     if r.problems:
         raise ConfigError(r.problems)
     return Settings(
+        metrics_listen=metrics_listen,
+        log_format=log_format,
         support_address=support,
         support_name=r.get(desk, "desk", "support_name", str, "技术支持"),
         timezone=timezone,
@@ -294,6 +304,18 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
         ack_limit_per_hour=ack_limit if ack_limit is not None else 5,
         admins=tuple(a for a in admins if isinstance(a, str)),
     )
+
+
+def _metrics(r: _Reader, table: dict[str, Any]) -> tuple[str, int] | None:
+    r.unknown(table, "metrics", {"listen"})
+    listen = r.get(table, "metrics", "listen", str, None)
+    if listen is None:
+        return None
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        r.problem("metrics", "listen", f"expected host:port such as 127.0.0.1:9464, got {listen!r}")
+        return None
+    return host.strip("[]"), int(port)
 
 
 def _table(r: _Reader, data: dict[str, Any], name: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from maildesk.clock import SystemClock
 from maildesk.config import MailboxSettings, ServerSettings, Settings
 from maildesk.domain import Clock
 from maildesk.errors import ConfigError, FetchError, MaildeskError
+from maildesk.health import serve_metrics
 from maildesk.ingest.imap import Credential, ImapSource
 from maildesk.ingest.poller import MailboxPoller
 from maildesk.ingest.runner import IngestRunner
@@ -174,13 +175,20 @@ class Daemon:
         lock = SingleDaemonLock(self.desk.settings.database_url)
         lock.acquire()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        metrics = None
         try:
             self.start()
+            if self.desk.settings.metrics_listen:
+                host, port = self.desk.settings.metrics_listen
+                metrics = serve_metrics(host, port, self.desk.sessions, self.desk.clock)
+                log.info("metrics at http://%s:%d/metrics", host, port)
             log.info("maildesk running: %d mailbox(es), support address %s",
                      len(self.desk.pollers), self.desk.settings.support_address)
             self.desk.stop.wait()
             log.info("stopping: finishing the mail in hand")
         finally:
+            if metrics is not None:
+                metrics.shutdown()
             self.shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

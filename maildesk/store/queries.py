@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from maildesk.domain import CandidateTicket, ThreadKeys
 from maildesk.store.models import (
     Event,
+    MailboxState,
     Message,
     Outbox,
     Participant,
@@ -295,3 +296,40 @@ def thread_ids(session: Session, ticket_id: int, limit: int = 20) -> list[str]:
     rows = session.execute(incoming.union_all(outgoing).order_by("created_at").limit(200)).all()
     ids = [mid for mid, _ in rows if mid]
     return ids[:1] + ids[1:][-(limit - 1):] if ids else []
+
+
+def due_tickets(session: Session, now_at: datetime, limit: int) -> list[Ticket]:
+    """Tickets whose next automatic mail is due, locked for this sweep (skipped if another daemon has them)."""
+    stmt = (select(Ticket).where(Ticket.next_due_at.is_not(None), Ticket.next_due_at <= now_at)
+            .order_by(Ticket.next_due_at).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def ticket_history(session: Session, ticket_id: int, limit: int = 30) -> list[Event]:
+    return list(session.scalars(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id.desc())
+                                .limit(limit)))[::-1]
+
+
+def health_counts(session: Session) -> dict[str, object]:
+    """The figures an operator watches, straight from the database (true for every daemon at once)."""
+    raw = dict(session.execute(select(RawMail.status, func.count(RawMail.id)).group_by(RawMail.status)).all())
+    out = dict(session.execute(select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status)).all())
+    events = dict(session.execute(
+        select(Event.kind, func.count(Event.id))
+        .where(Event.kind.in_(("sla_warning", "escalated", "first_response", "mail_bounced")))
+        .group_by(Event.kind)).all())
+    breached = session.scalar(select(func.count(Event.id)).where(Event.kind == "first_response",
+                                                                 Event.data["within_sla"].as_boolean().is_(False)))
+    boxes = [(m.mailbox, m.last_poll_at, m.last_error) for m in session.scalars(select(MailboxState))]
+    return {
+        "raw": {str(k): int(v) for k, v in raw.items()},
+        "outbox": {str(k): int(v) for k, v in out.items()},
+        "tickets": int(session.scalar(select(func.count(Ticket.id))) or 0),
+        "open_tickets": int(session.scalar(select(func.count(Ticket.id)).where(
+            Ticket.status.in_(("new", "open", "pending")))) or 0),
+        "events": {str(k): int(v) for k, v in events.items()},
+        "first_response_breaches": int(breached or 0),
+        "mailboxes": boxes,
+    }

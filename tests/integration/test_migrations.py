@@ -39,3 +39,26 @@ def test_head_is_the_latest_migration(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'h.db'}")
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision(engine)
+
+
+def test_upgrading_a_database_with_tickets_keeps_them(tmp_path: Path) -> None:
+    """Table rebuilds on SQLite must work while messages and events point at tickets."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate.upgrade(engine, "0002")
+    now = datetime(2026, 11, 23, tzinfo=UTC).isoformat()
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO tickets (id, number, subject, status, priority, category, language, "
+                       "requester_addr, requester_name, created_at, updated_at, classification) VALUES "
+                       "(1, 'TS20261123001', 'x', 'new', 'medium', 'other', 'zh-CN', 'a@b.c', '', :t, :t, '{}')"),
+                  {"t": now})
+        c.execute(text("INSERT INTO events (ticket_id, at, kind, actor, data) VALUES (1, :t, 'k', 'a', '{}')"),
+                  {"t": now})
+    migrate.upgrade(engine)
+    with engine.connect() as c:
+        assert c.execute(text("SELECT number FROM tickets")).scalar() == "TS20261123001"
+        assert c.execute(text("SELECT count(*) FROM events WHERE ticket_id = 1")).scalar() == 1
+        assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
