@@ -106,7 +106,9 @@ def build_report_mail(env: jinja2.Environment, desk: Desk, report: Report, chart
     msg = _headers(desk, rendered.subject, to, message_id, now_at)
     msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="base64")
     msg.add_alternative(rendered.html or "", subtype="html", charset="utf-8", cte="base64")
-    html_part = msg.get_payload()[1]
+    html_part = msg.get_body(preferencelist=("html",))
+    if not isinstance(html_part, EmailMessage):  # set just above: cannot happen
+        raise AssertionError("the HTML part of the report mail is missing")
     for chart in charts:
         html_part.add_related(chart.png, maintype="image", subtype="png", disposition="inline",
                               filename=f"{chart.name}.png", cid=f"<{content_id(chart, report, desk.message_id_domain)}>")

@@ -220,7 +220,8 @@ def _figures(rows: Sequence[TicketRow], period: Period, as_of_at: datetime, zone
         open=sum(1 for r in rows if r.created_at < period.end_at and r.created_at <= as_of_at
                  and not _done_by(r, as_of_at)),
         by_category=_breakdown(new, resolved, lambda r: r.category),
-        by_priority=_breakdown(new, resolved, lambda r: r.priority),
+        by_priority=tuple(sorted(_breakdown(new, resolved, lambda r: r.priority),
+                                 key=lambda b: _priority_rank(b.key))),
         by_group=_breakdown(new, resolved, lambda r: r.group or UNASSIGNED),
         by_agent=_breakdown(new, resolved, lambda r: r.assignee or UNASSIGNED),
         first_response=_durations(_minutes(r.created_at, _seen(r.first_response_at, as_of_at)) for r in new),
