@@ -176,7 +176,8 @@ def _check_sender(mail: ParsedMail, address: Address) -> str | None:
 
 
 def _skeleton(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold().translate(_CONFUSABLES)
+    """A form where look-alikes and quoting collapse (``"ｚhаng"@…`` → ``zhang@…``)."""
+    return unicodedata.normalize("NFKC", text).casefold().translate(_CONFUSABLES).replace('"', "").replace("\\", "")
 
 
 def _impersonated(mail: ParsedMail, agents: frozenset[str]) -> str | None:
@@ -213,9 +214,12 @@ def _prove(
 
 
 def _aligned_domains(info: ResultInfo) -> set[str]:
-    """The domains a dkim or spf result vouches for."""
-    values = (info.get("header.d"), info.get("header.i")) if info.method == "dkim" else (info.get("smtp.mailfrom"),)
-    return {v.rpartition("@")[2].strip().lower().rstrip(".") for v in values if v}
+    """The domain a dkim result (``header.d``, else ``header.i``) or an spf result (``smtp.mailfrom``) vouches for."""
+    if info.method == "dkim":
+        value = info.get("header.d") or info.get("header.i")
+    else:
+        value = info.get("smtp.mailfrom")
+    return {value.rpartition("@")[2].strip().lower().rstrip(".")} if value else set()
 
 
 def _prove_token(

@@ -230,7 +230,7 @@ def _parse_trust(table: Any, source: SourceMap, problems: list[str]) -> TrustPol
         return TrustPolicy()
     for key in unknown_keys(table, {"authserv_ids", "domains"}):
         problems.append(f"{source.at(source.key('trust', key))}: unknown field '{key}' in [trust] (known: authserv_ids, domains)")
-    ids, reason = string_list(table.get("authserv_ids", []), "trust.authserv_ids") if table.get("authserv_ids") != [] else ((), None)
+    ids, reason = string_list(table["authserv_ids"], "trust.authserv_ids") if table.get("authserv_ids") else ((), None)
     if reason:
         problems.append(f"{source.at(source.key('trust', 'authserv_ids'))}: {reason}")
     domains = []
