@@ -148,8 +148,9 @@ def _arguments(name: str, argument: str) -> list[str]:
         if not argument:
             raise ValueError(f"#{name} needs {_NEEDS[name]}")
         return [" ".join(argument.split())]
-    if name == "cc":
-        return _list(argument, _address, "#cc needs an e-mail address")
+    if name == "cc":  # "Wang Fang <wang@example.com>" as pasted from a mail client: the bracketed part
+        bracketed = re.findall(r"<([^<>]+)>", argument)
+        return _list(" ".join(bracketed) or argument, _address, "#cc needs an e-mail address")
     if name == "merge":
         return _list(argument, extract_ticket_ref, "#merge needs a ticket number like TS20231025001")
     return [argument]  # note, kb, escalate: optional free text

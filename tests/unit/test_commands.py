@@ -42,6 +42,7 @@ def only(text: str) -> Command:
     ("#备注", "note", ""),
     ("#cc boss@Example.COM", "cc", "boss@example.com"),
     ("#抄送 <boss@example.com>", "cc", "boss@example.com"),
+    ("#cc 王芳 <wang.fang@Example.com>", "cc", "wang.fang@example.com"),
     ("#merge TS20231025001", "merge", "TS20231025001"),
     ("#合并 【技术支持】TS20231025001", "merge", "TS20231025001"),
     ("#kb", "kb", ""),
