@@ -162,7 +162,6 @@ def write_desk_config(folder: Path, *, imap_port: int, imap_user: str, smtp_port
         security = "none"
         timeout = "60s"
         interval = "5s"
-        max_attempts = 12
     """), encoding="utf-8")
     return config / "maildesk.toml"
 

@@ -109,7 +109,8 @@ class Settings:
     bounce_address: str
     message_id_domain: str
     outbox_interval: timedelta
-    max_send_attempts: int
+    give_up_after: timedelta
+    give_up_acks_after: timedelta
     own_addresses: frozenset[str] = field(default_factory=frozenset)
     ack_limit_per_hour: int = 5
     admins: tuple[str, ...] = ()
@@ -266,7 +267,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     database = _table(r, data, "database")
     r.unknown(database, "database", {"url"})
     outbound = _table(r, data, "smtp")
-    r.unknown(outbound, "smtp", _SERVER_KEYS | {"interval", "max_attempts", "password"})
+    r.unknown(outbound, "smtp", _SERVER_KEYS | {"interval", "give_up_after", "give_up_acks_after", "password"})
     smtp = _server(r, outbound, "smtp", {"none": 25, "starttls": 587, "tls": 465})
     raw_boxes = data.get("mailbox", [])
     if not isinstance(raw_boxes, list) or not raw_boxes:
@@ -299,7 +300,8 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
         bounce_address=bounce or support,
         message_id_domain=r.get(desk, "desk", "message_id_domain", str, support.rpartition("@")[2]),
         outbox_interval=r.duration(outbound, "smtp", "interval", "5s"),
-        max_send_attempts=r.get(outbound, "smtp", "max_attempts", int, 12),
+        give_up_after=r.duration(outbound, "smtp", "give_up_after", "5d"),
+        give_up_acks_after=r.duration(outbound, "smtp", "give_up_acks_after", "1d"),
         own_addresses=frozenset(a.lower() for a in [support, bounce, *own] if isinstance(a, str) and a),
         ack_limit_per_hour=ack_limit if ack_limit is not None else 5,
         admins=tuple(a for a in admins if isinstance(a, str)),

@@ -11,7 +11,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Callable
@@ -36,13 +38,14 @@ from maildesk.outbound.render import build_environment
 from maildesk.outbound.sender import OutboxSender
 from maildesk.outbound.smtp import SmtpTransport
 from maildesk.rules.policy import RulesPolicy
-from maildesk.store import migrate
-from maildesk.store.session import SessionFactory, make_engine, make_session_factory
+from maildesk.store import migrate, queries
+from maildesk.store.session import SessionFactory, is_sqlite, make_engine, make_session_factory, transaction
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 IDLE_WAIT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 10
 RULES_CHECK_SECONDS = 5
 
 
@@ -129,6 +132,7 @@ class Desk:
     runner: IngestRunner
     sender: OutboxSender
     pollers: list[MailboxPoller]
+    daemon_id: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -147,14 +151,16 @@ def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
     runner = IngestRunner(settings=settings, sessions=sessions, clock=clock, policy=policy,
                           templates=template_environment(settings, base_dir))
     smtp_password = secret_from_env(settings.smtp.password_env, "smtp", environ) if require_secrets else None
+    daemon_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     sender = OutboxSender(sessions=sessions, clock=clock, transport=SmtpTransport(settings.smtp, smtp_password),
-                          max_attempts=settings.max_send_attempts)
+                          give_up_after=settings.give_up_after, give_up_acks_after=settings.give_up_acks_after,
+                          daemon_id=daemon_id, alert=runner.alert_admins)
     pollers = [
         MailboxPoller(settings=box, credential=imap_credential(box.server, f"mailbox {box.name}", environ),
                       sessions=sessions, clock=clock, runner=runner)
         for box in settings.mailboxes
     ]
-    return Desk(settings, sessions, clock, policy, runner, sender, pollers)
+    return Desk(settings, sessions, clock, policy, runner, sender, pollers, daemon_id=daemon_id)
 
 
 def _resolve(base_dir: Path, folder: str) -> Path:
@@ -201,6 +207,7 @@ class Daemon:
         self.desk.stop.set()
 
     def start(self) -> None:
+        self._register()
         now = datetime.now(UTC)
         for poller in self.desk.pollers:
             job_id = f"poll:{poller.settings.name}"
@@ -214,6 +221,8 @@ class Daemon:
                                max_instances=1, coalesce=True, misfire_grace_time=None)
         self.scheduler.add_job(self._job(self._rules_job), "interval", id="rules", seconds=RULES_CHECK_SECONDS,
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._job(self._heartbeat_job), "interval", id="heartbeat",
+                               seconds=HEARTBEAT_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.start()
 
     def shutdown(self, timeout: float = 60.0) -> None:
@@ -232,6 +241,28 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         for poller in self.desk.pollers:
             poller.disconnect()
+        try:
+            with transaction(self.desk.sessions) as session:
+                queries.forget_daemon(session, self.desk.daemon_id)
+        except Exception:  # noqa: BLE001 - the database may be gone; our claims then expire on their own
+            log.warning("could not hand back claimed mail at shutdown", exc_info=True)
+
+    def _register(self) -> None:
+        """Announce this daemon; on SQLite (one daemon) anything a dead predecessor claimed is free again."""
+        with transaction(self.desk.sessions) as session:
+            if is_sqlite(self.desk.sessions.kw["bind"]):
+                released = queries.release_all_claims(session)
+                if released:
+                    log.info("took back %d mail(s) a previous run had claimed but not sent", released)
+            queries.heartbeat(session, self.desk.daemon_id, socket.gethostname(), os.getpid(), self.desk.clock.now())
+
+    def _heartbeat_job(self) -> None:
+        try:
+            with transaction(self.desk.sessions) as session:
+                queries.heartbeat(session, self.desk.daemon_id, socket.gethostname(), os.getpid(),
+                                  self.desk.clock.now())
+        except Exception as exc:  # noqa: BLE001 - a missed beat is retried in a few seconds
+            log.warning("heartbeat failed: %s", exc)
 
     def wake(self, job_id: str) -> None:
         """Run a job now instead of at its next interval."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 POINTS = (
     "fetched_not_committed", "raw_committed", "mid_apply", "applied_not_flagged", "outbox_claimed",
@@ -35,6 +36,9 @@ class _Points:
             os._exit(137)
         if self.sigterm.get(name) == count:
             os.kill(os.getpid(), signal.SIGTERM)
+            # The handler runs in the main thread; let it set the stop flag before this
+            # worker goes on, so the test knows exactly which mail was in hand.
+            time.sleep(0.5)
 
 
 def _parse(spec: str | None) -> dict[str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -43,22 +43,34 @@ class SmtpTransport:
         self.settings = settings
         self._password = password
 
-    def send_batch(self, mails: Sequence[Envelope]) -> list[SendResult]:
-        """Send ``mails`` over one connection; a connection failure fails the rest temporarily."""
-        return asyncio.run(self._send_batch(mails))
+    def send_batch(self, mails: Sequence[Envelope],
+                   on_result: Callable[[int, SendResult], None] | None = None) -> list[SendResult]:
+        """Send ``mails`` over one connection; a connection failure fails the rest temporarily.
 
-    async def _send_batch(self, mails: Sequence[Envelope]) -> list[SendResult]:
+        ``on_result(index, result)`` is called right after each mail's reply, so
+        the caller can record a 250 before the next mail starts.
+        """
+        return asyncio.run(self._send_batch(mails, on_result or (lambda _i, _r: None)))
+
+    async def _send_batch(self, mails: Sequence[Envelope],
+                          on_result: Callable[[int, SendResult], None]) -> list[SendResult]:
         results: list[SendResult] = []
         try:
             client = await self._connect()
         except DeliveryError as exc:
-            return [SendResult(error=exc) for _ in mails]
+            results = [SendResult(error=exc) for _ in mails]
+            for index, result in enumerate(results):
+                on_result(index, result)
+            return results
         try:
             for index, mail in enumerate(mails):
                 result = await self._send_one(client, mail)
                 results.append(result)
+                on_result(index, result)
                 if isinstance(result.error, TemporaryDeliveryError) and not client.is_connected:
-                    results.extend(SendResult(error=result.error) for _ in mails[index + 1:])
+                    for rest in range(index + 1, len(mails)):
+                        results.append(SendResult(error=result.error))
+                        on_result(rest, results[-1])
                     break
         finally:
             await _quit(client)

@@ -201,6 +201,7 @@ class Outbox(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # the daemon sending it (see Daemon)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
@@ -224,6 +225,17 @@ class Suppression(Base):
     until_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class Daemon(Base):
+    """A running daemon and its heartbeat: work claimed by one that stopped beating is taken over."""
+
+    __tablename__ = "daemons"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class AssignmentState(Base):

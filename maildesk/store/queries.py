@@ -10,11 +10,12 @@ import secrets
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from maildesk.domain import CandidateTicket, ThreadKeys
+from maildesk.store.models import Daemon as DaemonRow
 from maildesk.store.models import (
     Event,
     MailboxState,
@@ -148,23 +149,77 @@ def get_or_create_secret(session: Session, name: str) -> str:
     return str(session.scalar(select(Secret.value).where(Secret.name == name)))
 
 
-def claim_due_outbox(session: Session, now_at: datetime, limit: int, lease: timedelta) -> list[Outbox]:
-    """Rows due for sending, marked ``sending`` with a lease so nobody else takes them.
+def claim_due_outbox(session: Session, now_at: datetime, limit: int, lease: timedelta,
+                     claimer: str = "", stale_before: datetime | None = None) -> list[Outbox]:
+    """Rows due for sending, marked ``sending`` by ``claimer`` so nobody else takes them.
 
-    A row whose lease ran out (its sender died after claiming) is due again.
+    A row being sent by a daemon that died is due again: its lease ran out, or
+    its daemon stopped beating (heartbeat older than ``stale_before``).
     """
+    dead = select(DaemonRow.id).where(DaemonRow.heartbeat_at < stale_before) if stale_before else None
+    orphaned = (Outbox.claimed_until <= now_at) | Outbox.claimed_by.is_(None)
+    if dead is not None:
+        alive = select(DaemonRow.id)
+        orphaned = orphaned | Outbox.claimed_by.in_(dead) | Outbox.claimed_by.not_in(alive)
     due = or_(
         (Outbox.status == "queued") & (Outbox.next_attempt_at <= now_at),
-        (Outbox.status == "sending") & (Outbox.claimed_until <= now_at),
+        (Outbox.status == "sending") & orphaned,
     )
     stmt = select(Outbox).where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list(session.scalars(stmt))
     for row in rows:
-        row.status, row.claimed_until = "sending", now_at + lease
+        row.status, row.claimed_until, row.claimed_by = "sending", now_at + lease, claimer or None
     session.flush()
     return rows
+
+
+def claim_probe(session: Session, now_at: datetime, lease: timedelta, claimer: str = "") -> list[Outbox]:
+    """The earliest mail waiting out a backoff, claimed now: a probe of whether the server is back."""
+    stmt = (select(Outbox).where(Outbox.status == "queued", Outbox.attempts > 0, Outbox.next_attempt_at > now_at)
+            .order_by(Outbox.next_attempt_at, Outbox.id).limit(1))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    for row in rows:
+        row.status, row.claimed_until, row.claimed_by = "sending", now_at + lease, claimer or None
+    session.flush()
+    return rows
+
+
+def pull_forward_retries(session: Session, now_at: datetime) -> int:
+    """The server answers again: mails waiting out a backoff go now instead of up to an hour later."""
+    result = session.execute(
+        update(Outbox).where(Outbox.status == "queued", Outbox.attempts > 0, Outbox.next_attempt_at > now_at)
+        .values(next_attempt_at=now_at)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def heartbeat(session: Session, daemon_id: str, host: str, pid: int, now_at: datetime) -> None:
+    row = session.get(DaemonRow, daemon_id)
+    if row is None:
+        session.add(DaemonRow(id=daemon_id, host=host, pid=pid, started_at=now_at, heartbeat_at=now_at))
+    else:
+        row.heartbeat_at = now_at
+
+
+def forget_daemon(session: Session, daemon_id: str) -> None:
+    """A daemon that stops cleanly hands back what it claimed and leaves."""
+    session.execute(update(Outbox).where(Outbox.status == "sending", Outbox.claimed_by == daemon_id)
+                    .values(status="queued", claimed_by=None, claimed_until=None))
+    row = session.get(DaemonRow, daemon_id)
+    if row is not None:
+        session.delete(row)
+
+
+def release_all_claims(session: Session) -> int:
+    """On SQLite only one daemon runs, so at its start every 'sending' row was its dead predecessor's."""
+    result = session.execute(update(Outbox).where(Outbox.status == "sending")
+                             .values(status="queued", claimed_by=None, claimed_until=None))
+    session.execute(delete(DaemonRow))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def ticket_by_number(session: Session, number: str) -> Ticket | None:
