@@ -14,6 +14,7 @@ import click
 from maildesk import logs
 from maildesk.config import Settings, parse_settings
 from maildesk.errors import ConfigError, MaildeskError, StoreUnavailableError
+from maildesk.reports.commands import report
 
 EX_TEMPFAIL = 75
 DEFAULT_CONFIG = "config/maildesk.toml"
@@ -544,6 +545,8 @@ def ingest(config_path: str, file: str) -> None:
     click.echo(f"stored at {datetime.now(UTC).isoformat(timespec='seconds')}")
     sys.exit(0)
 
+
+main.add_command(report)
 
 if __name__ == "__main__":
     main()
