@@ -118,8 +118,9 @@ def _used(env: jinja2.Environment, name: str) -> set[str]:
     aliases = {node.target for node in tree.find_all(nodes.Import)}  # blocks see top-level imports at run time
     used = set(meta.find_undeclared_variables(tree)) - aliases
     for node in tree.find_all((nodes.Extends, nodes.Include)):
-        if isinstance(node.template, nodes.Const):
-            used |= _used(env, node.template.value)
+        target = getattr(node, "template", None)
+        if isinstance(target, nodes.Const):
+            used |= _used(env, target.value)
     return used
 
 
