@@ -40,7 +40,7 @@ def _say(text: str) -> None:
 def _write_config(state: Path, dovecot: Dovecot, sink: SmtpSink) -> Path:
     config = state / "config"
     config.mkdir(parents=True, exist_ok=True)
-    for name in ("rules.toml", "sla.toml", "groups.toml"):
+    for name in ("rules.toml", "sla.toml", "groups.toml", "agents.toml"):
         if (ROOT / "config" / name).exists():
             shutil.copy(ROOT / "config" / name, config / name)
     path = config / "maildesk.toml"

@@ -26,6 +26,12 @@ import holidays
 
 from maildesk.domain import Classification, Clock, Deadlines, ParsedMail, Priority
 from maildesk.errors import ConfigError
+from maildesk.rules.agents import (
+    AgentDirectory,
+    check_agents_against_calendars,
+    check_agents_against_groups,
+    parse_agents,
+)
 from maildesk.rules.directory import GroupDirectory, parse_groups
 from maildesk.rules.engine import evaluate
 from maildesk.rules.schema import Rule, RuleSet, parse_rules
@@ -35,8 +41,9 @@ from maildesk.sla.policy import CalendarSpec, SlaPolicy, SlaPolicySet, parse_sla
 
 log = logging.getLogger(__name__)
 
-RULES_FILE, SLA_FILE, GROUPS_FILE = "rules.toml", "sla.toml", "groups.toml"
-CONFIG_FILES = (RULES_FILE, SLA_FILE, GROUPS_FILE)
+RULES_FILE, SLA_FILE, GROUPS_FILE, AGENTS_FILE = "rules.toml", "sla.toml", "groups.toml", "agents.toml"
+CONFIG_FILES = (RULES_FILE, SLA_FILE, GROUPS_FILE, AGENTS_FILE)
+OPTIONAL_FILES = frozenset({AGENTS_FILE})  # a desk without agents.toml simply has no agent directory yet
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class RuleConfig:
     groups: GroupDirectory
     calendars: tuple[BusinessCalendar, ...]
     digests: tuple[tuple[str, str], ...] = ()  # (file name, sha256) of what was loaded
+    agents: AgentDirectory = AgentDirectory()
 
     def calendar(self, calendar_id: str | None = None) -> BusinessCalendar:
         """A business calendar by id; the default policy's when None."""
@@ -84,12 +92,20 @@ def load_config_dir(config_dir: Path) -> RuleConfig:
     problems: list[str] = []
     for name in CONFIG_FILES:
         try:
-            texts[name] = (config_dir / name).read_bytes()
+            texts[name] = read_config_file(config_dir, name)
         except OSError as exc:
             problems.append(f"{config_dir / name}:1: cannot read: {exc.strerror or exc}")
     if problems:
         raise ConfigError(problems)
     return build_config(config_dir, texts)
+
+
+def read_config_file(config_dir: Path, name: str) -> bytes:
+    """The bytes of one config file; an optional file that does not exist reads as empty."""
+    path = config_dir / name
+    if name in OPTIONAL_FILES and not path.exists():
+        return b""
+    return path.read_bytes()
 
 
 def build_config(config_dir: Path, texts: dict[str, bytes]) -> RuleConfig:
@@ -110,6 +126,7 @@ def build_config(config_dir: Path, texts: dict[str, bytes]) -> RuleConfig:
     rules, sla, groups = parsed[RULES_FILE], parsed[SLA_FILE], parsed[GROUPS_FILE]
     assert isinstance(rules, RuleSet) and isinstance(sla, SlaPolicySet) and isinstance(groups, GroupDirectory)
     problems = cross_check(rules, sla, groups)
+    agents = _load_agents(config_dir, texts, groups, sla, problems)
     calendars = []
     for spec in sla.calendars:
         try:
@@ -119,7 +136,27 @@ def build_config(config_dir: Path, texts: dict[str, bytes]) -> RuleConfig:
     if problems:
         raise ConfigError(problems)
     digests = tuple((name, hashlib.sha256(texts[name]).hexdigest()) for name in CONFIG_FILES)
-    return RuleConfig(rules, sla, groups, tuple(calendars), digests)
+    return RuleConfig(rules, sla, groups, tuple(calendars), digests, agents)
+
+
+def _load_agents(config_dir: Path, texts: dict[str, bytes], groups: GroupDirectory, sla: SlaPolicySet,
+                 problems: list[str]) -> AgentDirectory:
+    """The agent directory, checked against the groups and calendars it names."""
+    path = str(config_dir / AGENTS_FILE)
+    if not texts[AGENTS_FILE].strip():
+        return AgentDirectory()
+    try:
+        agents = parse_agents(texts[AGENTS_FILE].decode("utf-8"), path)
+    except UnicodeDecodeError as exc:
+        line = texts[AGENTS_FILE][: exc.start].count(b"\n") + 1
+        problems.append(f"{path}:{line}: not UTF-8 text ({exc.reason})")
+        return AgentDirectory()
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return AgentDirectory()
+    problems.extend(check_agents_against_groups(agents, groups))
+    problems.extend(check_agents_against_calendars(agents, [c.calendar_id for c in sla.calendars]))
+    return agents
 
 
 def cross_check(rules: RuleSet, sla: SlaPolicySet, groups: GroupDirectory) -> list[str]:
@@ -186,7 +223,7 @@ class RuleWatcher:
         texts: dict[str, bytes] = {}
         for name in CONFIG_FILES:
             try:
-                texts[name] = (self.config_dir / name).read_bytes()
+                texts[name] = read_config_file(self.config_dir, name)
             except OSError as exc:
                 raise ConfigError([f"{self.config_dir / name}:1: cannot read: {exc.strerror or exc}"]) from None
         return texts, tuple((n, hashlib.sha256(t).hexdigest()) for n, t in texts.items())
@@ -240,6 +277,10 @@ def describe_changes(old: RuleConfig, new: RuleConfig) -> list[str]:
             [("calendars", old.calendars != new.calendars),
              ("default policy", old.sla.default_policy != new.sla.default_policy)],
         ))
+    if AGENTS_FILE in changed:
+        lines.append(f"{AGENTS_FILE}: {len(new.agents.agents)} agents (was {len(old.agents.agents)})" + _diff(
+            {a.agent_id: replace(a, location="") for a in old.agents.agents},
+            {a.agent_id: replace(a, location="") for a in new.agents.agents}, []))
     if GROUPS_FILE in changed:
         old_vips, new_vips = [v.pattern for v in old.groups.vips], [v.pattern for v in new.groups.vips]
         head = f"{GROUPS_FILE}: {len(new.groups.groups)} groups (was {len(old.groups.groups)})"

@@ -23,7 +23,7 @@ def write_config(tmp: Path, *, imap_host: str, imap_port: int, imap_user: str, s
     """A complete config folder (maildesk.toml + the shipped rule files) for one test desk."""
     config = tmp / "config"
     config.mkdir(parents=True, exist_ok=True)
-    for name in ("rules.toml", "sla.toml", "groups.toml"):
+    for name in ("rules.toml", "sla.toml", "groups.toml", "agents.toml"):
         if (ROOT / "config" / name).exists():
             shutil.copy(ROOT / "config" / name, config / name)
     url = database_url or f"sqlite:///{tmp / 'var' / 'maildesk.db'}"
