@@ -45,19 +45,20 @@ class DeskConfig:
 
 def write_desk(tmp: Path, *, imap: tuple[str, int, str, str], smtp: tuple[str, int], database_url: str | None = None,
                batch_size: int = 50, poll_interval: str = "1s", idle: bool = True, imap_timeout: str = "10s",
-               smtp_timeout: str = "5s", outbox_interval: str = "1s", max_attempts: int = 12) -> DeskConfig:
+               smtp_timeout: str = "5s", outbox_interval: str = "1s") -> DeskConfig:
     """A complete config folder for one desk; ``imap`` is (host, port, user, password)."""
     host, port, user, password = imap
     config = tmp / "config"
     config.mkdir(parents=True, exist_ok=True)
-    for name in ("rules.toml", "sla.toml", "groups.toml"):
-        if (ROOT / "config" / name).exists():
-            (config / name).write_bytes((ROOT / "config" / name).read_bytes())
+    for source in sorted((ROOT / "config").glob("*.toml")):  # rules, SLA, groups, agents… as shipped
+        if source.name != "maildesk.toml":
+            (config / source.name).write_bytes(source.read_bytes())
     url = database_url or f"sqlite:///{tmp / 'var' / 'maildesk.db'}"
     (config / "maildesk.toml").write_text(textwrap.dedent(f"""
         [desk]
         support_address = "{SUPPORT}"
         support_name = "技术支持中心"
+        admins = ["admin@desk.test"]
         timezone = "Asia/Shanghai"
         rules_dir = "{config}"
         templates_dir = "{ROOT / 'templates'}"
@@ -84,7 +85,6 @@ def write_desk(tmp: Path, *, imap: tuple[str, int, str, str], smtp: tuple[str, i
         security = "none"
         timeout = "{smtp_timeout}"
         interval = "{outbox_interval}"
-        max_attempts = {max_attempts}
     """), encoding="utf-8")
     env = {**os.environ, PASSWORD_ENV: password}
     for name in ("MAILDESK_CRASHPOINT", "MAILDESK_SIGTERMPOINT"):

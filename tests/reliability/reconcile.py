@@ -85,7 +85,7 @@ def read_sink_log(path: Path | None) -> list[dict[str, object]]:
 
 def reconcile(scenario: str, corpus: Corpus, sessions: SessionFactory, sink_log: Path | None, *,
               kill_times: list[datetime] | None = None, extra_window_events: int = 0, logs: str = "",
-              via_pipe: bool = False) -> Reconciliation:
+              via_pipe: bool = False, not_innocent: frozenset[str] = frozenset()) -> Reconciliation:
     """Count everything the pass criteria need; nothing is asserted here (see :meth:`Reconciliation.check`)."""
     result = Reconciliation(scenario, corpus.seed)
     with sessions() as session:
@@ -117,7 +117,7 @@ def reconcile(scenario: str, corpus: Corpus, sessions: SessionFactory, sink_log:
                 extra_window_events)
     delays = sorted((r.processed_at - r.fetched_at).total_seconds() for r in raws
                     if r.processed_at is not None and r.message_id in manifest
-                    and manifest[r.message_id].outcome != HOSTILE)
+                    and manifest[r.message_id].outcome != HOSTILE and r.message_id not in not_innocent)
     c["p99_delay_s"] = round(delays[min(len(delays) - 1, math.ceil(0.99 * len(delays)) - 1)], 1) if delays else 0.0
     c["integrity_errors"] = len(INTEGRITY.findall(logs))
     return result

@@ -20,7 +20,7 @@ SEED = 1
 MAILS, KILLS = (500, 20) if FULL else (100, 3)
 RESTART_AFTER = 0.5
 RESUME_WITHIN = 5.0
-SHORT_LEASE = "5"  # see tests/reliability/launch.py: the product's 5-minute lease is its own xfail test
+SHORT_LEASE = "5"  # see launch.py: the product lease is tested in test_f2_crash_points.py
 
 
 def _resume_seconds(daemon: DaemonProcess, sessions, mails: int) -> float | None:  # noqa: ANN001

@@ -53,15 +53,8 @@ def _deliver(account, raws: list[bytes], trickle: bool, stop: threading.Event) -
         time.sleep(0.4)
 
 
-BATCH_MARKING = pytest.mark.xfail(strict=True, reason=(
-    "product bug: OutboxSender.send_due marks rows sent only after the whole SMTP batch (up to 50), so a "
-    "crash after one 250 resends every mail of the batch the server already accepted"))
-
-
 def _params() -> list[object]:
-    return [pytest.param(point, n, id=f"{point}-{n}",
-                         marks=[BATCH_MARKING] if point in ("smtp_250_not_marked", "marked_sent") else [])
-            for point in POINTS for n in HITS]
+    return [pytest.param(point, n, id=f"{point}-{n}") for point in POINTS for n in HITS]
 
 
 @pytest.mark.reliability
@@ -112,8 +105,6 @@ def test_a_crash_at_each_named_point_loses_nothing_and_doubles_only_inside_the_s
 
 
 @pytest.mark.reliability
-@pytest.mark.xfail(strict=True, reason="product bug: rows claimed by a daemon that died stay 'sending' until "
-                   "sender.LEASE (5 min) runs out; see tests/reliability/README.md")
 def test_outbox_rows_claimed_by_a_killed_daemon_are_sent_soon_after_restart(
         tmp_path: Path, imap_account, smtp_sink_factory) -> None:  # noqa: ANN001
     corpus = build_corpus(7, 20)
