@@ -29,7 +29,6 @@ from maildesk.errors import ConfigError
 from maildesk.rules.agents import (
     AgentDirectory,
     check_agents_against_calendars,
-    check_agents_against_groups,
     parse_agents,
 )
 from maildesk.rules.directory import GroupDirectory, parse_groups
@@ -139,6 +138,13 @@ def build_config(config_dir: Path, texts: dict[str, bytes]) -> RuleConfig:
     return RuleConfig(rules, sla, groups, tuple(calendars), digests, agents)
 
 
+def _unknown_groups(agents: AgentDirectory, groups: GroupDirectory) -> list[str]:
+    """An agent may only join groups that exist.  A group member who is no agent is fine: such an
+    address (a team mailbox, say) gets the group's notices but can never act as an agent."""
+    return [f"{agent.location}: agent {agent.agent_id}: group '{group}' is not defined in groups.toml"
+            for agent in agents.agents for group in agent.groups if groups.get(group) is None]
+
+
 def _load_agents(config_dir: Path, texts: dict[str, bytes], groups: GroupDirectory, sla: SlaPolicySet,
                  problems: list[str]) -> AgentDirectory:
     """The agent directory, checked against the groups and calendars it names."""
@@ -154,7 +160,7 @@ def _load_agents(config_dir: Path, texts: dict[str, bytes], groups: GroupDirecto
     except ConfigError as exc:
         problems.extend(exc.problems)
         return AgentDirectory()
-    problems.extend(check_agents_against_groups(agents, groups))
+    problems.extend(_unknown_groups(agents, groups))
     problems.extend(check_agents_against_calendars(agents, [c.calendar_id for c in sla.calendars]))
     return agents
 
