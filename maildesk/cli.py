@@ -59,14 +59,18 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @config_option
 def run(config_path: str) -> None:
     """Run the daemon: poll the mailboxes, make tickets, send mail."""
-    from maildesk.daemon import Daemon, build_desk
+    from maildesk.store.locks import SingleDaemonLock
 
     try:
         settings, base = load_settings(config_path)
+        lock = SingleDaemonLock(settings.database_url)
+        lock.acquire()  # before anything slow: a second daemon on SQLite is refused at once
+        from maildesk.daemon import Daemon, build_desk
+
         logs.configure(verbose=click.get_current_context().obj.get("verbose", False), fmt=settings.log_format,
                        secrets=_secret_values(settings))
         desk = build_desk(settings, base)
-        code = Daemon(desk).run()
+        code = Daemon(desk).run(lock)
     except ConfigError as exc:
         _fail_config(exc)
     except MaildeskError as exc:

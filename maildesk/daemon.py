@@ -8,7 +8,6 @@ SIGTERM and SIGINT finish the mail in hand and stop.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import secrets
@@ -24,7 +23,6 @@ from typing import Any
 
 import jinja2
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy.engine import make_url
 
 from maildesk.clock import SystemClock
 from maildesk.config import MailboxSettings, ServerSettings, Settings
@@ -39,6 +37,7 @@ from maildesk.outbound.sender import OutboxSender
 from maildesk.outbound.smtp import SmtpTransport
 from maildesk.rules.policy import RulesPolicy
 from maildesk.store import migrate, queries
+from maildesk.store.locks import SingleDaemonLock
 from maildesk.store.session import SessionFactory, is_sqlite, make_engine, make_session_factory, transaction
 
 log = logging.getLogger(__name__)
@@ -89,36 +88,6 @@ def template_environment(settings: Settings, base_dir: Path) -> jinja2.Environme
     if not folder.is_absolute():
         folder = base_dir / folder
     return build_environment(jinja2.FileSystemLoader(str(folder)))
-
-
-class SingleDaemonLock:
-    """On SQLite only one daemon may run; an flock dies with its holder, even on kill -9."""
-
-    def __init__(self, database_url: str) -> None:
-        url = make_url(database_url)
-        self.path = Path(f"{url.database}.lock") if url.get_backend_name() == "sqlite" and url.database else None
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = self.path.read_text().strip() or "another process"
-            raise MaildeskError(f"another maildesk daemon ({holder}) already uses this SQLite database; "
-                                "run one daemon per SQLite file, or use PostgreSQL for several") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 @dataclass
@@ -176,10 +145,15 @@ class Daemon:
         self._running = 0
         self._running_changed = threading.Condition()
 
-    def run(self) -> int:
-        """Run until SIGTERM/SIGINT; returns the exit code."""
-        lock = SingleDaemonLock(self.desk.settings.database_url)
-        lock.acquire()
+    def run(self, lock: SingleDaemonLock | None = None) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code.
+
+        ``lock`` is the single-daemon lock when the caller took it already (the
+        command line takes it first thing, so a second daemon is refused at once).
+        """
+        if lock is None:
+            lock = SingleDaemonLock(self.desk.settings.database_url)
+            lock.acquire()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         metrics = None
         try:

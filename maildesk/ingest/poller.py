@@ -102,6 +102,7 @@ class MailboxPoller:
             if missing:
                 log.warning("%s: %d UIDs vanished before fetch (moved or expunged by someone else): %s",
                             source.label, len(missing), sorted(missing)[:20])
+            crashpoint("applied_not_flagged")
             source.mark_done(sorted(stored_before | set(stored)))
             fetched, known = fetched + len(stored), known + len(stored_before)
         if fetched:

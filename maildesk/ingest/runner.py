@@ -113,14 +113,15 @@ class IngestRunner:
         while not (stop and stop.is_set()):
             with transaction(self.sessions) as session:
                 ids = queries.pending_raw_ids(session, self.clock.now(), limit=min(limit, 200))
-            if not ids:
-                break
+            progress = 0
             for raw_id in ids:
                 if stop and stop.is_set():
                     break
-                outcomes.append(self.process_one(raw_id))
-            if len(outcomes) >= limit:
-                break
+                outcome = self.process_one(raw_id)
+                outcomes.append(outcome)
+                progress += outcome.status not in ("deferred", "skipped")
+            if not progress or len(outcomes) >= limit:
+                break  # nothing left, or only mails that wait for others: the next run takes them
         return outcomes
 
     def process_one(self, raw_id: int) -> Outcome:
@@ -150,7 +151,13 @@ class IngestRunner:
         verdict = loops.assess(mail, own_addresses=self.settings.own_addresses)
         if mail.message_id and is_own_message_id(self._get_secret(session), mail.message_id):
             verdict = Automatic(AutoKind.AUTO_REPLY, "our own mail came back (Message-ID is ours)")
-        candidates = queries.find_candidates(session, thread.lookup_keys(mail))
+        keys = thread.lookup_keys(mail)
+        waiting_for = queries.unprocessed_parents(session, keys.message_ids, raw.id)
+        if waiting_for:
+            # The mail it answers is still being processed (by another daemon, or awaiting a retry):
+            # deciding now would make a reply into a ticket of its own.
+            return Outcome("deferred", raw.id, reason=f"waits for stored mail {waiting_for[0]}")
+        candidates = queries.find_candidates(session, keys)
         decision = thread.decide(mail, candidates, sender_is_agent=False)
         if isinstance(verdict, Automatic):
             return self._automatic(session, raw, mail, dedup_key, decision, verdict, now_at)

@@ -18,6 +18,7 @@ import aiosmtplib
 
 from maildesk.config import ServerSettings
 from maildesk.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from maildesk.faults import crashpoint
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +98,34 @@ class SmtpTransport:
         return client
 
     async def _send_one(self, client: aiosmtplib.SMTP, mail: Envelope) -> SendResult:
+        """MAIL, RCPT per recipient, DATA: refusals are per recipient, like Mailman's delivery model."""
         try:
-            refused, _reply = await client.sendmail(mail.mail_from, list(mail.recipients), mail.raw)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            bad = {r.recipient: (r.code, r.message) for r in exc.recipients}
-            return SendResult(refused=bad, error=_refusal_error(bad))
+            await client.mail(mail.mail_from)
+            refused: dict[str, tuple[int, str]] = {}
+            for recipient in mail.recipients:
+                try:
+                    await client.rcpt(recipient)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    refused[recipient] = (exc.code, exc.message)
+            accepted = tuple(r for r in mail.recipients if r not in refused)
+            if not accepted:
+                await _reset(client)
+                return SendResult(refused=refused, error=_refusal_error(refused))
+            crashpoint("smtp_data_sent")
+            await client.data(mail.raw)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            await _reset(client)
             return SendResult(error=_translate(exc, "sending"))
-        bad = {addr: (resp.code, resp.message) for addr, resp in refused.items()}
-        accepted = tuple(r for r in mail.recipients if r not in bad)
-        return SendResult(accepted=accepted, refused=bad)
+        return SendResult(accepted=accepted, refused=refused)
+
+
+async def _reset(client: aiosmtplib.SMTP) -> None:
+    """Abort the transaction in hand so the next mail starts clean on the same connection."""
+    try:
+        if client.is_connected:
+            await client.rset()
+    except (TimeoutError, aiosmtplib.SMTPException, OSError):
+        client.close()
 
 
 def _refusal_error(refused: dict[str, tuple[int, str]]) -> DeliveryError:

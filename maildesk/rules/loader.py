@@ -26,6 +26,7 @@ import holidays
 
 from maildesk.domain import Classification, Clock, Deadlines, ParsedMail, Priority
 from maildesk.errors import ConfigError
+from maildesk.faults import crashpoint
 from maildesk.rules.agents import (
     AgentDirectory,
     check_agents_against_calendars,
@@ -247,6 +248,7 @@ class RuleWatcher:
         changes = describe_changes(self.current, new)
         if not changes and self.problems:
             changes = ["the files are valid again and the same as the version in force"]
+        crashpoint("rules_reloading")
         self.current, self.problems = new, []
         self.loaded_at = self._clock.now() if self._clock else None
         for change in changes:

@@ -8,7 +8,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+
+from maildesk.store.locks import lock_key
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,6 +34,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.connect() as connection:
         if sqlite:
             connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        else:
+            # Several daemons starting at once on an empty database: one migrates, the others wait.
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key("migrations")})
+            connection.commit()
         try:
             with connection.begin():
                 config.attributes["connection"] = connection
@@ -43,6 +49,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         finally:
             if sqlite:
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+            else:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key("migrations")})
+                connection.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

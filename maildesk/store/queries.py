@@ -388,3 +388,12 @@ def health_counts(session: Session) -> dict[str, object]:
         "first_response_breaches": int(breached or 0),
         "mailboxes": boxes,
     }
+
+
+def unprocessed_parents(session: Session, message_ids: Sequence[str], raw_id: int) -> list[int]:
+    """Earlier stored mails this one refers to that are not processed yet (another daemon may hold them)."""
+    ids = [m for m in message_ids if m]
+    if not ids:
+        return []
+    return list(session.scalars(select(RawMail.id).where(RawMail.message_id.in_(ids), RawMail.id < raw_id,
+                                                         RawMail.status == "pending")))
