@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 SECRET_NAME = "message-id-hmac"
 
 Recipient = tuple[str, str]  # (display name, address)
+# What a requester receives; their thread is built from these and their own mails only.
+REQUESTER_KINDS = ("ack", "agent_reply", "resolution_notice", "pending_reminder", "auto_close", "rating_thanks",
+                   "reopened_ack")
 
 
 class Notifier:
@@ -59,7 +62,12 @@ class Notifier:
         if queries.outbox_by_dedup_key(session, dedup_key) is not None:
             return False
         now_at = self.clock.now()
-        thread = queries.thread_ids(session, ticket.id) if ticket else []
+        if ticket is None:
+            thread: list[str] = []
+        elif kind in REQUESTER_KINDS:
+            thread = queries.thread_ids(session, ticket.id, outgoing_kinds=REQUESTER_KINDS)
+        else:  # to agents: under the request, nothing of other people's mail
+            thread = queries.thread_ids(session, ticket.id, limit=1, outgoing_kinds=())
         context = {"number": ticket.number, "subject": ticket.subject, **context} if ticket else context
         message = build_notice(
             self.templates, self.desk(session), kind=kind,

@@ -83,8 +83,8 @@ def _run(settings: Settings, base: Path, period: Period, now_at: datetime, zone:
 
     from maildesk.cli import _sessions
     from maildesk.daemon import template_environment
-    from maildesk.ingest.runner import SECRET_NAME
     from maildesk.outbound.notices import Desk
+    from maildesk.outbound.notifier import SECRET_NAME
     from maildesk.reports.build import export_report, load_report, queue_report
     from maildesk.store import queries
     from maildesk.store.session import transaction

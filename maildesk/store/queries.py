@@ -342,12 +342,19 @@ def purge_outbox(session: Session, older_than_at: datetime) -> int:
     return len(rows)
 
 
-def thread_ids(session: Session, ticket_id: int, limit: int = 20) -> list[str]:
-    """Message-IDs of a ticket's mails, oldest first (the first is the request): for References."""
+def thread_ids(session: Session, ticket_id: int, limit: int = 20,
+               outgoing_kinds: Sequence[str] | None = None) -> list[str]:
+    """Message-IDs of a ticket's mails, oldest first (the first is the request): for References.
+
+    ``outgoing_kinds`` limits our own mails to those the recipient has seen (an
+    agent's notices never appear in a requester's thread, and vice versa).
+    """
     incoming = select(Message.message_id, Message.created_at).where(
         Message.ticket_id == ticket_id, Message.message_id.is_not(None), Message.kind.in_(("request", "reply"))
     )
     outgoing = select(Outbox.message_id, Outbox.created_at).where(Outbox.ticket_id == ticket_id)
+    if outgoing_kinds is not None:
+        outgoing = outgoing.where(Outbox.kind.in_(list(outgoing_kinds)))
     rows = session.execute(incoming.union_all(outgoing).order_by("created_at").limit(200)).all()
     ids = [mid for mid, _ in rows if mid]
     return ids[:1] + ids[1:][-(limit - 1):] if ids else []
@@ -397,3 +404,12 @@ def unprocessed_parents(session: Session, message_ids: Sequence[str], raw_id: in
         return []
     return list(session.scalars(select(RawMail.id).where(RawMail.message_id.in_(ids), RawMail.id < raw_id,
                                                          RawMail.status == "pending")))
+
+
+def open_counts_by_assignee(session: Session, agent_ids: Sequence[str]) -> dict[str, int]:
+    if not agent_ids:
+        return {}
+    rows = session.execute(select(Ticket.assignee, func.count(Ticket.id))
+                           .where(Ticket.assignee.in_(list(agent_ids)), Ticket.status.in_(("new", "open", "pending")))
+                           .group_by(Ticket.assignee))
+    return {str(a): int(n) for a, n in rows}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from datetime import UTC, datetime
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -82,3 +82,28 @@ def request_mail(sender: str, subject: str, body: str, *, name: str = "", messag
 def count(session_factory, model, *where) -> int:  # noqa: ANN001
     with session_factory() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def kind_of(mail) -> str:  # noqa: ANN001 - a devstack ReceivedMail
+    """The X-Maildesk-Kind of a mail the sink received (ack, new_ticket_notice, …)."""
+    for line in mail.raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"x-maildesk-kind:"):
+            return line.split(b":", 1)[1].strip().decode()
+    return ""
+
+
+def acks(sink) -> list:  # noqa: ANN001
+    """The acknowledgments among what the sink received (agents get notices beside them)."""
+    return [m for m in sink.received if kind_of(m) == "ack"]
+
+
+def wait_acks(sink, count: int, timeout: float = 10.0) -> list:  # noqa: ANN001
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = acks(sink)
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    raise TimeoutError(f"{len(acks(sink))} of {count} acknowledgments arrived within {timeout} s")

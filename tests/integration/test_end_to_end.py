@@ -17,7 +17,8 @@ from maildesk.cli import load_settings
 from maildesk.daemon import Daemon, build_desk
 from maildesk.store.models import Message, Outbox, Ticket
 
-from .desk_helpers import count, request_mail, write_config
+from .desk_helpers import acks as acks_of
+from .desk_helpers import count, request_mail, wait_acks, write_config
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_new_mail_makes_one_ticket_and_one_ack_threaded_under_it(desk_config, im
     _cycle(desk)
 
     assert count(desk.sessions, Ticket) == 1
-    acks = smtp_sink.wait_for(1, timeout=10)
+    acks = wait_acks(smtp_sink, 1, timeout=10)
     assert len(acks) == 1
     with desk.sessions() as session:
         ticket = session.query(Ticket).one()
@@ -75,8 +76,8 @@ def test_new_mail_makes_one_ticket_and_one_ack_threaded_under_it(desk_config, im
     time.sleep(0.3)  # give a (wrong) second ack the chance to arrive before counting
     assert count(desk.sessions, Ticket) == 1
     assert count(desk.sessions, Message) == 2
-    assert count(desk.sessions, Outbox) == 1
-    assert len(smtp_sink.received) == 1
+    assert count(desk.sessions, Outbox, Outbox.kind == "ack") == 1
+    assert len(acks_of(smtp_sink)) == 1
 
 
 def test_reply_threads_by_in_reply_to_without_the_tag(desk_config, imap_account, smtp_sink) -> None:  # noqa: ANN001
@@ -85,7 +86,7 @@ def test_reply_threads_by_in_reply_to_without_the_tag(desk_config, imap_account,
     raw, _ = request_mail("li.si@corp.test", "VPN keeps dropping", "Since this morning the VPN drops every 5 min.")
     imap_account.append(raw)
     _cycle(desk)
-    ack = smtp_sink.wait_for(1)[0]
+    ack = wait_acks(smtp_sink, 1)[0]
     ack_id = message_from_bytes(ack.raw)["Message-ID"].strip("<>")
     reply, _ = request_mail("li.si@corp.test", "Re: VPN keeps dropping", "It happened again at 10:02.",
                             in_reply_to=ack_id)
@@ -104,7 +105,7 @@ def test_the_same_mail_seen_twice_is_one_message(desk_config, imap_account, smtp
     _cycle(desk)
     assert count(desk.sessions, Ticket) == 1
     assert count(desk.sessions, Message) == 1
-    assert len(smtp_sink.wait_for(1)) == 1
+    assert len(wait_acks(smtp_sink, 1)) == 1
 
 
 def test_running_daemon_answers_a_new_mail_seen_by_idle(tmp_path, imap_account, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
@@ -121,7 +122,7 @@ def test_running_daemon_answers_a_new_mail_seen_by_idle(tmp_path, imap_account, 
         time.sleep(1.5)  # let the first poll and the IDLE connection settle
         raw, mid = request_mail("zhao.liu@corp.test", "ERP 报错 无法保存凭证", "销售部全员无法保存凭证，报错 ORA-01653。")
         imap_account.append(raw)
-        ack = smtp_sink.wait_for(1, timeout=30)[0]  # long before the next poll would run
+        ack = wait_acks(smtp_sink, 1, timeout=30)[0]  # long before the next poll would run
         assert message_from_bytes(ack.raw)["In-Reply-To"] == f"<{mid}>"
     finally:
         daemon.shutdown()

@@ -17,7 +17,7 @@ from maildesk.clock import FrozenClock
 from maildesk.daemon import build_desk
 from maildesk.store.models import Event, Message, Participant, RawMail, Ticket
 
-from .desk_helpers import ROOT, count, request_mail, write_config
+from .desk_helpers import ROOT, acks, count, kind_of, request_mail, wait_acks, write_config
 
 LOOPS = ROOT / "tests" / "fixtures" / "mail" / "loops"
 
@@ -58,7 +58,7 @@ def test_connection_cut_in_the_middle_of_a_fetch_loses_and_doubles_nothing(tmp_p
     assert count(desk.sessions, RawMail) == 30
     assert count(desk.sessions, Ticket) == 30
     assert count(desk.sessions, Message) == 30
-    assert len(smtp_sink.wait_for(30)) == 30
+    assert len(wait_acks(smtp_sink, 30)) == 30
 
 
 def test_uidvalidity_reset_doubles_nothing(tmp_path, imap_account, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
@@ -76,7 +76,7 @@ def test_uidvalidity_reset_doubles_nothing(tmp_path, imap_account, smtp_sink, mo
     assert count(desk.sessions, Message) == 12
     assert count(desk.sessions, RawMail, RawMail.status == "duplicate") == 10
     assert count(desk.sessions, Event, Event.kind == "uidvalidity_changed") == 1
-    assert len(smtp_sink.wait_for(12)) == 12
+    assert len(wait_acks(smtp_sink, 12)) == 12
 
 
 def test_bounces_and_out_of_office_replies_get_no_answer(tmp_path, imap_account, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
@@ -88,7 +88,7 @@ def test_bounces_and_out_of_office_replies_get_no_answer(tmp_path, imap_account,
     assert count(desk.sessions, Ticket) == 0
     assert count(desk.sessions, RawMail, RawMail.status == "discarded") == len(automatic)
     assert count(desk.sessions, Event, Event.kind == "automatic_mail_discarded") == len(automatic)
-    assert smtp_sink.received == []
+    assert acks(smtp_sink) == []
 
 
 def test_out_of_office_reply_to_a_ticket_is_recorded_without_an_answer(tmp_path, imap_account, smtp_sink,
@@ -97,14 +97,14 @@ def test_out_of_office_reply_to_a_ticket_is_recorded_without_an_answer(tmp_path,
     raw, _ = request_mail("chen@corp.test", "邮箱满了", "收不到邮件")
     imap_account.append(raw)
     _cycle(desk)
-    ack = smtp_sink.wait_for(1)[0]
+    ack = wait_acks(smtp_sink, 1)[0]
     ack_id = message_from_bytes(ack.raw)["Message-ID"].strip("<>")
     oof, _ = request_mail("chen@corp.test", "自动回复: 【技术支持】TS 邮箱满了", "我正在休假，11月30日返回。",
                           in_reply_to=ack_id)
     imap_account.append(oof)
     _cycle(desk)
     assert count(desk.sessions, Message, Message.kind == "automatic") == 1
-    assert len(smtp_sink.received) == 1
+    assert len(acks(smtp_sink)) == 1
 
 
 def test_two_autoresponders_stop_after_the_limit(tmp_path, imap_account, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
@@ -115,15 +115,15 @@ def test_two_autoresponders_stop_after_the_limit(tmp_path, imap_account, smtp_si
     answered = 0
     for round_number in range(20):
         _cycle(desk)
-        fresh = smtp_sink.received[answered:]
-        answered = len(smtp_sink.received)
+        fresh = acks(smtp_sink)[answered:]
+        answered = len(acks(smtp_sink))
         if not fresh:
             break
         for ack in fresh:
             bot = ack.rcpt_tos[0]
             imap_account.append(request_mail(bot, f"Ticket received #{round_number}-{bot}", "Thanks for your mail!")[0])
     limit = desk.settings.ack_limit_per_hour
-    per_bot = {bot: sum(1 for m in smtp_sink.received if bot in m.rcpt_tos) for bot in bots}
+    per_bot = {bot: sum(1 for m in acks(smtp_sink) if bot in m.rcpt_tos) for bot in bots}
     assert per_bot == {bot: limit for bot in bots}
     assert count(desk.sessions, Event, Event.kind == "ack_skipped") == len(bots)
 
@@ -199,7 +199,7 @@ def test_a_bounce_is_linked_to_our_mail_and_suppresses_the_address(tmp_path, ima
     desk, _ = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
     imap_account.append(request_mail("gone@corp.test", "离职员工账号", "请停用")[0])
     _cycle(desk)
-    ack_id = message_from_bytes(smtp_sink.wait_for(1)[0].raw)["Message-ID"].strip("<>")
+    ack_id = message_from_bytes(wait_acks(smtp_sink, 1)[0].raw)["Message-ID"].strip("<>")
     imap_account.append(_dsn("gone@corp.test", ack_id))
     _cycle(desk)
     with desk.sessions() as session:
@@ -212,7 +212,7 @@ def test_a_bounce_is_linked_to_our_mail_and_suppresses_the_address(tmp_path, ima
     imap_account.append(request_mail("gone@corp.test", "又一个请求", "再试一次")[0])
     _cycle(desk)
     assert count(desk.sessions, Ticket) == 2
-    assert len(smtp_sink.received) == 1, "no automatic mail to an address that bounced"
+    assert len(acks(smtp_sink)) == 1, "no automatic mail to an address that bounced"
 
 
 def test_a_refused_login_is_reported_to_the_admins_once_a_day(tmp_path, imap_account, smtp_sink,
@@ -224,7 +224,7 @@ def test_a_refused_login_is_reported_to_the_admins_once_a_day(tmp_path, imap_acc
         errors = _cycle(desk)
         assert errors[0] and "login refused" in errors[0]
         clock.advance(timedelta(minutes=5))
-    alerts = smtp_sink.wait_for(1)
+    alerts = [m for m in smtp_sink.wait_for(1) if kind_of(m) == "admin_alert"]
     assert [m.rcpt_tos for m in alerts] == [("admin@desk.test",)]
     assert "login refused" in str(message_from_bytes(alerts[0].raw).get_payload(decode=True), "utf-8")
 

@@ -40,7 +40,13 @@ def test_metrics_and_status_after_a_mail(tmp_path: Path, imap_account, smtp_sink
     finally:
         server.shutdown()
     assert _metric(text, "maildesk_tickets_created_total") == 1
-    assert _metric(text, "maildesk_mails_sent_total") == 1
+    from maildesk.store.models import Outbox
+
+    from .desk_helpers import count
+
+    sent = count(desk.sessions, Outbox, Outbox.status == "sent")  # the ack and the group's new-ticket notices
+    assert sent >= 2
+    assert _metric(text, "maildesk_mails_sent_total") == sent
     assert _metric(text, "maildesk_outbox_depth") == 0
     assert _metric(text, "maildesk_quarantine_size") == 0
     assert 'maildesk_mails_fetched_total{status="done"} 1' in text
@@ -51,5 +57,5 @@ def test_metrics_and_status_after_a_mail(tmp_path: Path, imap_account, smtp_sink
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "tickets: 1 in all, 1 open" in result.stdout
-    assert "outbox: 0 waiting, 1 sent, 0 dead letters" in result.stdout
+    assert f"outbox: 0 waiting, {sent} sent, 0 dead letters" in result.stdout
     assert imap_account.password not in result.stdout + result.stderr

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from maildesk.store.models import Message, Outbox, RawMail, Ticket
 from maildesk.store.session import make_engine, make_session_factory
 
+from .desk_helpers import acks as acks_of
 from .desk_helpers import request_mail, write_config
 
 NEW, REPLIES = 40, 10
@@ -74,7 +75,7 @@ def test_sigterm_mid_backlog_then_restart_loses_and_doubles_nothing(tmp_path, im
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             done = _count(sessions, select(func.count(Message.id)))
-            if done == NEW + REPLIES and len(smtp_sink.received) >= NEW:
+            if done == NEW + REPLIES and len(acks_of(smtp_sink)) >= NEW:
                 break
             time.sleep(0.2)
         time.sleep(1.0)  # a duplicate would show up now
@@ -88,8 +89,8 @@ def test_sigterm_mid_backlog_then_restart_loses_and_doubles_nothing(tmp_path, im
     assert _count(sessions, select(func.count(func.distinct(Message.raw_mail_id)))) == NEW + REPLIES
     assert _count(sessions, select(func.count(RawMail.id)).where(RawMail.status != "done")) == 0
     assert _count(sessions, select(func.count(Ticket.id))) == NEW
-    assert _count(sessions, select(func.count(Outbox.id)).where(Outbox.status == "sent")) == NEW
-    acks = smtp_sink.received
+    assert _count(sessions, select(func.count(Outbox.id)).where(Outbox.status == "sent", Outbox.kind == "ack")) == NEW
+    acks = acks_of(smtp_sink)
     ids = [message_from_bytes(m.raw)["Message-ID"] for m in acks]
     assert len(acks) == NEW and len(set(ids)) == NEW, "one acknowledgment per new ticket, none twice"
     assert sorted(r for m in acks for r in m.rcpt_tos) == sorted(f"user{i:02d}@corp.test" for i in range(NEW))

@@ -11,7 +11,7 @@ from maildesk.cli import load_settings
 from maildesk.daemon import Daemon, build_desk
 from maildesk.store.models import Ticket
 
-from .desk_helpers import request_mail, write_config
+from .desk_helpers import acks, request_mail, write_config
 
 
 def _wait(predicate, timeout: float = 20.0) -> bool:  # noqa: ANN001
@@ -67,6 +67,6 @@ def test_edited_rules_apply_to_the_next_mail_and_a_broken_edit_is_refused(tmp_pa
 
         imap_account.append(request_mail("c@corp.test", "打印机第三次坏了", "还是卡纸")[0])
         assert _wait(lambda: _groups(desk) == ["hardware-support", "print-desk", "print-desk"]), _groups(desk)
-        assert _wait(lambda: len(smtp_sink.received) == 3)
+        assert _wait(lambda: len(acks(smtp_sink)) == 3)
     finally:
         daemon.shutdown()
