@@ -36,6 +36,7 @@ from maildesk.outbound.render import build_environment
 from maildesk.outbound.sender import OutboxSender
 from maildesk.outbound.smtp import SmtpTransport
 from maildesk.rules.policy import RulesPolicy
+from maildesk.sla.sweep import Sweeper
 from maildesk.store import migrate, queries
 from maildesk.store.locks import SingleDaemonLock
 from maildesk.store.session import SessionFactory, is_sqlite, make_engine, make_session_factory, transaction
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 IDLE_WAIT_SECONDS = 5.0
 HEARTBEAT_SECONDS = 10
+SWEEP_SECONDS = 30
 RULES_CHECK_SECONDS = 5
 
 
@@ -101,6 +103,7 @@ class Desk:
     runner: IngestRunner
     sender: OutboxSender
     pollers: list[MailboxPoller]
+    sweeper: Sweeper
     daemon_id: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -129,7 +132,8 @@ def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
                       sessions=sessions, clock=clock, runner=runner)
         for box in settings.mailboxes
     ]
-    return Desk(settings, sessions, clock, policy, runner, sender, pollers, daemon_id=daemon_id)
+    sweeper = Sweeper(sessions=sessions, clock=clock, policy=policy, notifier=runner.notifier)
+    return Desk(settings, sessions, clock, policy, runner, sender, pollers, sweeper, daemon_id=daemon_id)
 
 
 def _resolve(base_dir: Path, folder: str) -> Path:
@@ -195,6 +199,8 @@ class Daemon:
                                max_instances=1, coalesce=True, misfire_grace_time=None)
         self.scheduler.add_job(self._job(self._rules_job), "interval", id="rules", seconds=RULES_CHECK_SECONDS,
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._job(self._sweep_job), "interval", id="sweep", next_run_time=now,
+                               seconds=SWEEP_SECONDS, max_instances=1, coalesce=True, misfire_grace_time=None)
         self.scheduler.add_job(self._job(self._heartbeat_job), "interval", id="heartbeat",
                                seconds=HEARTBEAT_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.start()
@@ -280,6 +286,15 @@ class Daemon:
             self.desk.sender.send_due(self.desk.stop)
         except MaildeskError as exc:
             log.error("sending failed: %s", exc)
+
+    def _sweep_job(self) -> None:
+        try:
+            report = self.desk.sweeper.sweep(self.desk.stop)
+        except MaildeskError as exc:
+            log.error("SLA sweep failed: %s", exc)
+            return
+        if report.mails:
+            self.wake("outbox")
 
     def _rules_job(self) -> None:
         self.desk.policy.refresh()

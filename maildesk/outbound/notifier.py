@@ -58,7 +58,7 @@ class Notifier:
         if not recipients:
             log.info("%s %s: nobody to send it to", kind, ticket.number if ticket else "-")
             return False
-        dedup_key = f"{ticket.number}:{key}" if ticket else key
+        dedup_key = f"{ticket.number}:{key}" if ticket and not key.startswith(f"{ticket.number}:") else key
         if queries.outbox_by_dedup_key(session, dedup_key) is not None:
             return False
         now_at = self.clock.now()
