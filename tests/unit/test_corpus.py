@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from maildesk.cli import main
 from maildesk.ingest.describe import DESCRIBE_KEYS, describe_mail
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
@@ -56,7 +58,9 @@ def test_the_corpus_is_big_enough_and_every_mail_has_its_expectation() -> None:
 @pytest.mark.parametrize("path", MAILS, ids=[str(path.relative_to(CORPUS)) for path in MAILS])
 def test_corpus_mail_is_described_as_expected(path: Path) -> None:
     expected = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    described = describe_mail(path.read_bytes())
+    result = CliRunner().invoke(main, ["parse", str(path), "--json"])  # the admin's command, in process
+    assert result.exit_code == 0, result.output
+    described = json.loads(result.output)
     assert list(described) == list(DESCRIBE_KEYS)
     json.dumps(described, ensure_ascii=False)  # must be JSON-ready as the CLI prints it
     problems = _compare(described, expected)
