@@ -116,6 +116,7 @@ class Settings:
     admins: tuple[str, ...] = ()
     metrics_listen: tuple[str, int] | None = None  # ("127.0.0.1", 9464)
     log_format: str = "text"  # text | json
+    digest_at: str = "09:00"  # local time of the daily on-call digest
 
 
 class _Reader:
@@ -244,7 +245,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     desk = _table(r, data, "desk")
     r.unknown(desk, "desk", {"support_address", "support_name", "timezone", "locale", "rules_dir",
                              "templates_dir", "bounce_address", "message_id_domain", "own_addresses",
-                             "ack_limit_per_hour", "admins"})
+                             "ack_limit_per_hour", "admins", "digest_at"})
     support = r.get(desk, "desk", "support_address", str) or ""
     _check_address(r, "desk", "support_address", support)
     timezone = r.get(desk, "desk", "timezone", str, "Asia/Shanghai")
@@ -258,6 +259,9 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     bounce = r.get(desk, "desk", "bounce_address", str, support)
     _check_address(r, "desk", "bounce_address", bounce)
     own = r.get(desk, "desk", "own_addresses", list, [])
+    digest_at = r.get(desk, "desk", "digest_at", str, "09:00")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", digest_at or ""):
+        r.problem("desk", "digest_at", f"expected a local time like 09:00, got {digest_at!r}")
     admins = r.get(desk, "desk", "admins", list, [])
     for admin in admins:
         _check_address(r, "desk", "admins", admin if isinstance(admin, str) else repr(admin))
@@ -305,6 +309,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
         own_addresses=frozenset(a.lower() for a in [support, bounce, *own] if isinstance(a, str) and a),
         ack_limit_per_hour=ack_limit if ack_limit is not None else 5,
         admins=tuple(a for a in admins if isinstance(a, str)),
+        digest_at=digest_at or "09:00",
     )
 
 

@@ -126,7 +126,8 @@ def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
     daemon_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     sender = OutboxSender(sessions=sessions, clock=clock, transport=SmtpTransport(settings.smtp, smtp_password),
                           give_up_after=settings.give_up_after, give_up_acks_after=settings.give_up_acks_after,
-                          daemon_id=daemon_id, alert=runner.alert_admins)
+                          daemon_id=daemon_id, alert=runner.alert_admins,
+                          on_dead_letter=runner.tell_group_of_dead_letter)
     pollers = [
         MailboxPoller(settings=box, credential=imap_credential(box.server, f"mailbox {box.name}", environ),
                       sessions=sessions, clock=clock, runner=runner)
@@ -201,6 +202,8 @@ class Daemon:
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(self._job(self._sweep_job), "interval", id="sweep", next_run_time=now,
                                seconds=SWEEP_SECONDS, max_instances=1, coalesce=True, misfire_grace_time=None)
+        self.scheduler.add_job(self._job(self._digest_job), "interval", id="digest", minutes=5,
+                               max_instances=1, coalesce=True)
         self.scheduler.add_job(self._job(self._heartbeat_job), "interval", id="heartbeat",
                                seconds=HEARTBEAT_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.start()
@@ -295,6 +298,13 @@ class Daemon:
             return
         if report.mails:
             self.wake("outbox")
+
+    def _digest_job(self) -> None:
+        try:
+            if self.desk.sweeper.digest(at_local=self.desk.settings.digest_at):
+                self.wake("outbox")
+        except MaildeskError as exc:
+            log.error("on-call digest failed: %s", exc)
 
     def _rules_job(self) -> None:
         self.desk.policy.refresh()

@@ -30,9 +30,10 @@ from maildesk.ingest.imap import FetchedMail
 from maildesk.ingest.route import MailRouter, Outcome
 from maildesk.outbound.notices import build_admin_alert
 from maildesk.outbound.notifier import Notifier
+from maildesk.outbound.ticket_mail import TicketMail
 from maildesk.rules.policy import RulesPolicy
 from maildesk.store import queries
-from maildesk.store.models import RawMail
+from maildesk.store.models import Outbox, RawMail, Ticket
 from maildesk.store.session import SessionFactory, transaction, translate
 from maildesk.tickets import service
 
@@ -108,6 +109,19 @@ class IngestRunner:
             return self._record_failure(raw_id, exc)
         decisions.info("raw=%s %s ticket=%s %s", raw_id, outcome.status, outcome.ticket or "-", outcome.reason)
         return outcome
+
+    def tell_group_of_dead_letter(self, outbox_id: int) -> None:
+        """A ticket's mail was given up on: its group hears of it, once."""
+        with transaction(self.sessions) as session:
+            row = session.get(Outbox, outbox_id)
+            ticket = session.get(Ticket, row.ticket_id) if row and row.ticket_id else None
+            if row is None or ticket is None or row.kind == "delivery_failed":
+                return
+            mails = TicketMail(self.notifier, self.router.policy.config)
+            mails.to_agents(session, ticket, "delivery_failed", mails.agent(ticket.assignee)
+                            or mails.group_agents(ticket.group), {
+                                "mail_kind": row.kind, "to": ", ".join(row.recipients),
+                                "error": (row.last_error or "")[:500]}, f"dead:{row.id}")
 
     def alert_admins(self, problem: str, detail: str, key: str) -> bool:
         """Mail the admins about ``problem`` once per ``key`` (e.g. per mailbox and day)."""

@@ -56,7 +56,8 @@ def retry_delay(attempts: int) -> timedelta:
 class OutboxSender:
     def __init__(self, *, sessions: SessionFactory, clock: Clock, transport: SmtpTransport,
                  give_up_after: timedelta = timedelta(days=5), give_up_acks_after: timedelta = timedelta(days=1),
-                 daemon_id: str = "", alert: Alert | None = None, batch_size: int = 50) -> None:
+                 daemon_id: str = "", alert: Alert | None = None,
+                 on_dead_letter: Callable[[int], object] | None = None, batch_size: int = 50) -> None:
         self.sessions = sessions
         self.clock = clock
         self.transport = transport
@@ -64,6 +65,7 @@ class OutboxSender:
         self.give_up_acks_after = give_up_acks_after
         self.daemon_id = daemon_id
         self.alert = alert
+        self.on_dead_letter = on_dead_letter
         self.batch_size = batch_size
         self._last_probe_at: datetime | None = None
 
@@ -134,6 +136,8 @@ class OutboxSender:
             self.alert("mail could not be delivered (dead letter)",
                        f"{row.kind} {row.message_id} to {', '.join(row.recipients)}: {row.last_error}",
                        f"dead-letters:{self.clock.now().date().isoformat()}")
+        if outcome == "dead" and self.on_dead_letter is not None and row.ticket_id is not None:
+            self.on_dead_letter(row.id)
         return outcome
 
     def _apply_result(self, session: Session, row: Outbox, result: SendResult) -> str:

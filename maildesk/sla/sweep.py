@@ -38,6 +38,12 @@ class SweepReport:
     mails: int = 0
 
 
+def _next_deadline(ticket: Ticket) -> datetime | None:
+    if ticket.first_response_at is None and ticket.first_response_due_at is not None:
+        return ticket.first_response_due_at
+    return ticket.resolve_due_at
+
+
 class Sweeper:
     def __init__(self, *, sessions: SessionFactory, clock: Clock, policy: RulesPolicy, notifier: Notifier,
                  lifecycle_policy: lifecycle.LifecyclePolicy | None = None, batch_size: int = 100) -> None:
@@ -66,6 +72,28 @@ class Sweeper:
         if mails:
             log.info("sweep: %d mail(s) queued for %d ticket(s)", mails, tickets)
         return SweepReport(tickets, mails)
+
+    def digest(self, *, at_local: str = "09:00", horizon: timedelta = timedelta(hours=4)) -> bool:
+        """Once a day, from ``at_local`` on: what is open and at risk, to the supervisors on duty."""
+        now_at = self.clock.now()
+        config = self.policy.config
+        zone = config.calendar().zone
+        local = now_at.astimezone(zone)
+        if local.strftime("%H:%M") < at_local:
+            return False
+        with transaction(self.sessions) as session:
+            mails = TicketMail(self.notifier, config)
+            total, risky = queries.open_tickets_at_risk(session, now_at + horizon)
+            at_risk = [{
+                "number": t.number, "subject": t.subject, "priority": t.priority,
+                "due": mails.local(_next_deadline(t)),
+                "left_minutes": int(((_next_deadline(t) or now_at) - now_at).total_seconds() // 60),
+                "assignee": mails.agent_name(t.assignee) or "",
+            } for t in risky]
+            sent = mails.to_agents(session, None, "oncall_digest", mails.supervisors(), {
+                "date": local.strftime("%Y-%m-%d"), "open_count": total, "at_risk": at_risk,
+            }, f"digest:{local:%Y-%m-%d}")
+        return bool(sent)
 
     def _sweep_ticket(self, session: Session, ticket: Ticket, config: RuleConfig, mails: TicketMail,
                       now_at: datetime) -> int:

@@ -413,3 +413,14 @@ def open_counts_by_assignee(session: Session, agent_ids: Sequence[str]) -> dict[
                            .where(Ticket.assignee.in_(list(agent_ids)), Ticket.status.in_(("new", "open", "pending")))
                            .group_by(Ticket.assignee))
     return {str(a): int(n) for a, n in rows}
+
+
+def open_tickets_at_risk(session: Session, before_at: datetime, limit: int = 50) -> tuple[int, list[Ticket]]:
+    """How many tickets are open, and those whose next deadline falls before ``before_at`` (or has passed)."""
+    active = Ticket.status.in_(("new", "open"))
+    total = int(session.scalar(select(func.count(Ticket.id)).where(Ticket.status.in_(("new", "open", "pending"))))
+                or 0)
+    risky = (Ticket.first_response_at.is_(None) & (Ticket.first_response_due_at < before_at)) | (
+        Ticket.resolve_due_at < before_at)
+    rows = session.scalars(select(Ticket).where(active, risky).order_by(Ticket.resolve_due_at).limit(limit))
+    return total, list(rows)

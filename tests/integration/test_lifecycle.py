@@ -161,3 +161,18 @@ def test_a_ticket_pending_on_the_requester_is_reminded_and_never_escalated(tmp_p
     with walk.desk.sessions() as session:
         rows = session.scalars(select(Outbox).where(Outbox.kind == "pending_reminder")).all()
     assert all(r.status == "sent" for r in rows)
+
+
+def test_the_on_call_digest_goes_once_a_day_to_the_supervisors_on_duty(tmp_path, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+    walk = Walk(tmp_path, smtp_sink, monkeypatch, datetime(2026, 11, 23, 8, 0, tzinfo=SH))
+    walk.deliver(request_mail("a@corp.test", "VPN 无法连接", "整个销售部 VPN 无法连接")[0])
+    assert walk.desk.sweeper.digest(at_local="09:00") is False  # not yet 09:00
+    walk.clock.advance(timedelta(hours=1, minutes=5))
+    assert walk.desk.sweeper.digest(at_local="09:00") is True
+    assert walk.desk.sweeper.digest(at_local="09:00") is False  # once a day
+    walk.tick()
+    digests = walk.kinds("oncall_digest")
+    supervisors = [a.addresses[0] for a in walk.desk.policy.config.agents.supervisors_on_duty()]
+    assert sorted(d[2] for d in digests) == sorted(supervisors)
+    body = next(m for m in smtp_sink.received if kind_of(m) == "oncall_digest").raw
+    assert walk.ticket().number.encode() in body or b"base64" in body

@@ -138,3 +138,11 @@ def test_550_dead_letters_the_mail_with_an_event_on_the_ticket(tmp_path, imap_ac
     assert (row.status, row.attempts) == ("dead", 1)
     assert event.ticket_id == row.ticket_id and "550" in event.data["error"]
     assert all("gone@corp.test" not in m.rcpt_tos for m in sink.received)
+    desk.sender.send_due()
+    told = [m for m in sink.received if kind_of(m) == "delivery_failed"]
+    with desk.sessions() as session:
+        ticket = session.get(Ticket, row.ticket_id)
+    group = desk.policy.config.groups.get(ticket.group)
+    assert told and {m.rcpt_tos[0] for m in told} <= {*(a.lower() for a in group.members), group.lead.lower(),
+                                                      *(a.addresses[0] for a in
+                                                        desk.policy.config.agents.members_of(ticket.group))}
