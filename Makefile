@@ -29,15 +29,17 @@ lint: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check maildesk devstack tests
 
+# Unit, integration, and the short scale of every fault test (tests/reliability).
 test: install
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests --ignore=tests/reliability
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
 test-unit: install
 	$(VENV)/bin/pytest -q tests/unit
 
+# The fault tests at full size (RELIABILITY.md): many more kills, crash hits and mails.
 test-reliability: install
-	$(VENV)/bin/pytest -q tests/reliability
+	MAILDESK_RELIABILITY_FULL=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/reliability
 
 demo: install
 	$(PY) -m devstack.demo
