@@ -103,6 +103,21 @@ def _reply_for(number: str, to_ack: bytes) -> bytes:
     return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
 
 
+def _of_kind(sink: SmtpSink, kind: str) -> list:
+    return [m for m in sink.received if (message_from_bytes(m.raw)["X-Maildesk-Kind"] or "").strip() == kind]
+
+
+def _agent_answer(agent: str, notice: bytes, number: str) -> bytes:
+    """The agent's answer, to the personal reply address of the notice, with a command on top."""
+    original = message_from_bytes(notice)
+    return (f"From: {agent}\r\nTo: {original['Reply-To']}\r\nSubject: =?utf-8?b?"
+            + __import__("base64").b64encode(f"回复: 【技术支持】{number}".encode()).decode()
+            + f"?=\r\nMessage-ID: {make_msgid(domain='example.com')}\r\nDate: {format_datetime(datetime.now(UTC))}"
+            + "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            + "Content-Transfer-Encoding: 8bit\r\n\r\n#状态 已解决\r\n李女士您好：已清理打印队列并更换硒鼓，"
+            + "打印已恢复。请在实际使用中确认。\r\n").encode("utf-8")
+
+
 def _template_sender() -> str:
     head = (SAMPLES / "reply-template.eml").read_text(encoding="utf-8").split("\n", 1)[0]
     return head.rpartition("<")[2].rstrip(">\r ")
@@ -125,22 +140,34 @@ def run_demo(state: Path, once: bool) -> int:
         daemon = subprocess.Popen([sys.executable, "-m", "maildesk", "run", "-c", str(config)], env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
         try:
-            if not _wait(lambda: len(sink.received) >= len(samples), 60):
-                print(f"only {len(sink.received)} acknowledgments arrived; see {state / 'daemon.log'}")
+            if not _wait(lambda: len(_of_kind(sink, "ack")) >= len(samples), 60):
+                print(f"only {len(_of_kind(sink, 'ack'))} acknowledgments arrived; see {state / 'daemon.log'}")
                 return 1
             _say("tickets (maildesk tickets list)")
             print(_maildesk("tickets", "list", "-c", str(config), env=env))
             _say("acknowledgments received by the SMTP sink")
-            for mail in sink.received:
+            for mail in _of_kind(sink, "ack"):
+                print(f"  to {', '.join(mail.rcpt_tos):<32} {_subject(mail.raw)}")
+            notices = _of_kind(sink, "new_ticket_notice") + _of_kind(sink, "supervisor_notice")
+            _say(f"{len(notices)} notices to agents (each with a personal reply address), e.g.")
+            for mail in notices[:4]:
                 print(f"  to {', '.join(mail.rcpt_tos):<32} {_subject(mail.raw)}")
             replier = _template_sender()
-            first = next((m for m in sink.received if replier in m.rcpt_tos), sink.received[0])
+            first = next(m for m in _of_kind(sink, "ack") if replier in m.rcpt_tos)
             number = _subject(first.raw).split("】", 1)[1].split()[0]
             _say(f"the requester replies to {number} (回复: 【技术支持】{number} …)")
             dovecot.append("support", password, "INBOX", _reply_for(number, first.raw))
-            _wait(lambda: "reply" in _maildesk("tickets", "show", number, "-c", str(config), env=env), 30)
+            _wait(lambda: "reply from" in _maildesk("tickets", "show", number, "-c", str(config), env=env), 30)
+            notice = next(m for m in notices if number.encode() in m.raw)
+            agent = notice.rcpt_tos[0]
+            _say(f"agent {agent} answers from a mail client with '#状态 已解决' on top")
+            dovecot.append("support", password, "INBOX", _agent_answer(agent, notice.raw, number))
+            _wait(lambda: bool(_of_kind(sink, "resolution_notice")), 30)
             print(_maildesk("tickets", "show", number, "-c", str(config), env=env))
-            print(f"acknowledgments received in all: {len(sink.received)} (the reply got none, as it should)")
+            for kind in ("agent_reply", "resolution_notice"):
+                for mail in _of_kind(sink, kind):
+                    print(f"  {kind:<18} to {', '.join(mail.rcpt_tos):<24} {_subject(mail.raw)}")
+            print(f"acknowledgments in all: {len(_of_kind(sink, 'ack'))} (the replies got none, as they should)")
             if once:
                 return 0
             _say(f"running. Send more mail: IMAP APPEND to 127.0.0.1:{dovecot.imap_port} as support / {password}; "
