@@ -141,6 +141,19 @@ def _sessions(settings: Settings):  # noqa: ANN202 - SessionFactory import stays
     return make_session_factory(engine)
 
 
+def _ticket_or_exit(session: object, number: str):  # noqa: ANN202 - a store model, imported lazily
+    """The ticket a person named (any spelling of its number), or a one-line error and exit 1."""
+    from maildesk.ingest.thread import extract_ticket_ref
+    from maildesk.store import queries
+
+    ref = extract_ticket_ref(number) or number.strip().upper()
+    ticket = queries.ticket_by_number(session, ref)  # type: ignore[arg-type]
+    if ticket is None:
+        click.echo(f"no ticket {ref}", err=True)
+        sys.exit(1)
+    return ticket
+
+
 @main.group()
 def tickets() -> None:
     """Look at tickets."""
@@ -172,18 +185,12 @@ def tickets_list(config_path: str, status: str | None, limit: int) -> None:
 @click.argument("number")
 def tickets_show(config_path: str, number: str) -> None:
     """One ticket with its messages and events."""
-    from maildesk.ingest.thread import extract_ticket_ref
-    from maildesk.store import queries
     from maildesk.store.session import transaction
 
     settings, _ = _settings_or_exit(config_path)
     zone = ZoneInfo(settings.timezone)
-    ref = extract_ticket_ref(number) or number.strip().upper()
     with transaction(_sessions(settings)) as session:
-        ticket = queries.ticket_by_number(session, ref)
-        if ticket is None:
-            click.echo(f"no ticket {ref}", err=True)
-            sys.exit(1)
+        ticket = _ticket_or_exit(session, number)
 
         def local(at: datetime | None) -> str:
             return at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if at else "-"
@@ -287,19 +294,14 @@ def sla() -> None:
 def sla_explain(config_path: str, number: str) -> None:
     """How each deadline of ticket NUMBER was computed, with its pauses."""
     from maildesk.domain import Priority
-    from maildesk.ingest.thread import extract_ticket_ref
     from maildesk.rules.policy import RulesPolicy
     from maildesk.store import queries
     from maildesk.store.session import transaction
 
     settings, base = _settings_or_exit(config_path)
     zone = ZoneInfo(settings.timezone)
-    ref = extract_ticket_ref(number) or number.strip().upper()
     with transaction(_sessions(settings)) as session:
-        ticket = queries.ticket_by_number(session, ref)
-        if ticket is None:
-            click.echo(f"no ticket {ref}", err=True)
-            sys.exit(1)
+        ticket = _ticket_or_exit(session, number)
         pauses = queries.pending_pauses(session, ticket.id)
         click.echo(f"{ticket.number}: priority {ticket.priority}, group {ticket.group or '-'}, status {ticket.status}")
         click.echo("as recorded when the ticket was made:")

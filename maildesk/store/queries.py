@@ -9,8 +9,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,22 @@ from maildesk.store.models import (
 def _insert(session: Session, table: type) -> postgresql.Insert | sqlite.Insert:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _skip_locked(session: Session, stmt: Select[Any]) -> Select[Any]:
+    """On PostgreSQL, lock the rows read and skip those another daemon holds; SQLite has one writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+def _claim(session: Session, stmt: Select[Any], now_at: datetime, lease: timedelta, claimer: str) -> list[Outbox]:
+    """Mark the outbox rows ``stmt`` selects as being sent by ``claimer`` until the lease runs out."""
+    rows = list(session.scalars(_skip_locked(session, stmt)))
+    for row in rows:
+        row.status, row.claimed_until, row.claimed_by = "sending", now_at + lease, claimer or None
+    session.flush()
+    return rows
 
 
 def next_ticket_sequence(session: Session, day: date) -> int:
@@ -86,10 +103,7 @@ def pending_raw_ids(session: Session, now_at: datetime, limit: int, mailbox: str
 
 def lock_raw_mail(session: Session, raw_id: int) -> RawMail | None:
     """The raw row, locked for this transaction; None if another process holds it."""
-    stmt = select(RawMail).where(RawMail.id == raw_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return session.scalars(stmt).one_or_none()
+    return session.scalars(_skip_locked(session, select(RawMail).where(RawMail.id == raw_id))).one_or_none()
 
 
 def message_by_dedup_key(session: Session, dedup_key: str) -> Message | None:
@@ -166,26 +180,14 @@ def claim_due_outbox(session: Session, now_at: datetime, limit: int, lease: time
         (Outbox.status == "sending") & orphaned,
     )
     stmt = select(Outbox).where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(session.scalars(stmt))
-    for row in rows:
-        row.status, row.claimed_until, row.claimed_by = "sending", now_at + lease, claimer or None
-    session.flush()
-    return rows
+    return _claim(session, stmt, now_at, lease, claimer)
 
 
 def claim_probe(session: Session, now_at: datetime, lease: timedelta, claimer: str = "") -> list[Outbox]:
     """The earliest mail waiting out a backoff, claimed now: a probe of whether the server is back."""
     stmt = (select(Outbox).where(Outbox.status == "queued", Outbox.attempts > 0, Outbox.next_attempt_at > now_at)
             .order_by(Outbox.next_attempt_at, Outbox.id).limit(1))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(session.scalars(stmt))
-    for row in rows:
-        row.status, row.claimed_until, row.claimed_by = "sending", now_at + lease, claimer or None
-    session.flush()
-    return rows
+    return _claim(session, stmt, now_at, lease, claimer)
 
 
 def pull_forward_retries(session: Session, now_at: datetime) -> int:
@@ -364,9 +366,7 @@ def due_tickets(session: Session, now_at: datetime, limit: int) -> list[Ticket]:
     """Tickets whose next automatic mail is due, locked for this sweep (skipped if another daemon has them)."""
     stmt = (select(Ticket).where(Ticket.next_due_at.is_not(None), Ticket.next_due_at <= now_at)
             .order_by(Ticket.next_due_at).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
+    return list(session.scalars(_skip_locked(session, stmt)))
 
 
 def ticket_history(session: Session, ticket_id: int, limit: int = 30) -> list[Event]:

@@ -50,9 +50,14 @@ def write_desk(tmp: Path, *, imap: tuple[str, int, str, str], smtp: tuple[str, i
     host, port, user, password = imap
     config = tmp / "config"
     config.mkdir(parents=True, exist_ok=True)
-    for source in sorted((ROOT / "config").glob("*.toml")):  # rules, SLA, groups, agents… as shipped
-        if source.name != "maildesk.toml":
-            (config / source.name).write_bytes(source.read_bytes())
+    # The shipped rules, SLA and groups — but no agents, and groups without members: these scenarios count
+    # the mail requesters get, so no notices to agents travel beside the acknowledgments.
+    for name in ("rules.toml", "sla.toml", "groups.toml"):
+        text = (ROOT / "config" / name).read_text(encoding="utf-8")
+        if name == "groups.toml":
+            text = "\n".join(line for line in text.splitlines()
+                             if not line.startswith(("members = ", "lead = ")))
+        (config / name).write_text(text, encoding="utf-8")
     url = database_url or f"sqlite:///{tmp / 'var' / 'maildesk.db'}"
     (config / "maildesk.toml").write_text(textwrap.dedent(f"""
         [desk]
