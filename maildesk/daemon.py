@@ -283,6 +283,8 @@ class Daemon:
             return
         if any(o.status == "new-ticket" for o in outcomes):
             self.wake("outbox")
+        if outcomes:
+            self.wake("sweep")  # new and changed tickets get their reminders planned at once
 
     def _send_job(self) -> None:
         try:

@@ -16,9 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-import jieba
-import jieba.posseg
+from typing import Any
 
 IT_WORDS = ("内网", "外网", "蓝屏", "宕机", "卡纸", "硒鼓", "共享盘", "掉线", "无线网络", "密码重置", "重置密码",
             "打印机", "扫描仪", "投影仪", "显示器", "邮箱", "企业微信", "钉钉", "账号", "权限", "报销单")
@@ -48,8 +46,15 @@ class Term:
 
 
 @functools.cache
-def _tokenizer() -> jieba.posseg.POSTokenizer:
-    """One tagging tokenizer with the IT words added as nouns (built once; the dictionary loads lazily)."""
+def _tokenizer() -> Any:
+    """One tagging tokenizer with the IT words added as nouns (built once; the dictionary loads lazily).
+
+    jieba is imported here, on first use: importing it costs about a second, which every command
+    (and a second daemon that must be refused at once) would otherwise pay.
+    """
+    import jieba
+    import jieba.posseg
+
     tokenizer = jieba.Tokenizer()
     for word in IT_WORDS:
         tokenizer.add_word(word, freq=20000, tag="n")

@@ -206,6 +206,7 @@ def change_status(session: Session, ticket: Ticket, target: TicketStatus, actor:
         ticket.reopened_count += 1
         ticket.resolved_at = None
     ticket.status, ticket.updated_at = target.value, at
+    ticket.next_due_at = at  # the sweep re-plans what this ticket is owed
     record_event(session, ticket.id, "status_changed", actor, at, old=current.value, new=target.value, why=why)
     return True
 
@@ -230,7 +231,7 @@ def change_field(session: Session, ticket: Ticket, field: str, value: str | None
     if old == value:
         return False
     setattr(ticket, field, value)
-    ticket.updated_at = at
+    ticket.updated_at, ticket.next_due_at = at, at
     record_event(session, ticket.id, f"{field}_changed", actor, at, old=old, new=value, why=why)
     return True
 
@@ -256,5 +257,6 @@ def escalate(session: Session, ticket: Ticket, level: int, actor: str, at: datet
     if level <= ticket.escalation_level:
         return False
     old, ticket.escalation_level = ticket.escalation_level, level
+    ticket.next_due_at = at
     record_event(session, ticket.id, "escalated", actor, at, old=old, new=level, why=why)
     return True

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from maildesk.cli import load_settings
 from maildesk.clock import FrozenClock
 from maildesk.daemon import build_desk
-from maildesk.ingest import runner as ingest_runner
+from maildesk.ingest import route as ingest_route
 from maildesk.ingest.parse import parse_mail
 from maildesk.store.models import RawMail, Ticket
 from tests.reliability.corpus import NEW, build_corpus
@@ -47,7 +47,7 @@ def test_poison_mails_at_the_head_are_quarantined_after_3_attempts_while_good_ma
                                         imap_account.password), smtp=(sink.host, sink.port), idle=False)
     monkeypatch.setenv(PASSWORD_ENV, imap_account.password)
     desk = build_desk(*load_settings(str(config.path)), clock=clock)
-    monkeypatch.setattr(ingest_runner, "parse_mail", crashing_parse)
+    monkeypatch.setattr(ingest_route, "parse_mail", crashing_parse)
     imap_account.append_many(corpus.raws)
     assert desk.pollers[0].poll_once().error is None
     for wait in (timedelta(0), timedelta(seconds=30), timedelta(minutes=5)):
@@ -65,7 +65,7 @@ def test_poison_mails_at_the_head_are_quarantined_after_3_attempts_while_good_ma
     requeue = subprocess.run([sys.executable, "-m", "maildesk", "quarantine", "retry", "--all", "-c",
                               str(config.path)], env=config.env, cwd=ROOT, capture_output=True, timeout=60)
     assert requeue.returncode == 0 and b"requeued 3" in requeue.stdout, requeue.stderr.decode()
-    monkeypatch.setattr(ingest_runner, "parse_mail", parse_mail)  # the fix is deployed
+    monkeypatch.setattr(ingest_route, "parse_mail", parse_mail)  # the fix is deployed
     desk.runner.process_pending()
     desk.sender.send_due()
     result = reconcile("F12", corpus, desk.sessions, sink.log_path, not_innocent=frozenset(poison))

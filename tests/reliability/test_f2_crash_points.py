@@ -53,6 +53,18 @@ def _deliver(account, raws: list[bytes], trickle: bool, stop: threading.Event) -
         time.sleep(0.4)
 
 
+def _edit_rules_repeatedly(rules: Path, daemon: DaemonProcess, stop: threading.Event) -> None:
+    """Save the rules file with a new comment every second until the daemon is gone (each save is a reload)."""
+    def edit() -> None:
+        for n in range(60):
+            if stop.is_set() or not daemon.alive:
+                return
+            rules.write_text(rules.read_text(encoding="utf-8") + f"\n# edited {n}\n", encoding="utf-8")
+            time.sleep(1.0)
+
+    threading.Thread(target=edit, daemon=True).start()
+
+
 def _params() -> list[object]:
     return [pytest.param(point, n, id=f"{point}-{n}") for point in POINTS for n in HITS]
 
@@ -79,6 +91,8 @@ def test_a_crash_at_each_named_point_loses_nothing_and_doubles_only_inside_the_s
         daemon.start(MAILDESK_CRASHPOINT=f"{point}:{hit}")
         if hit > 1:
             feeder.start()
+        if point == "rules_reloading":  # the point sits in a reload: an admin edits the rules meanwhile
+            _edit_rules_repeatedly(desk.path.parent / "rules.toml", daemon, stop)
         crashed = wait_until(lambda: not daemon.alive or progress(sessions).drained(MAILS), timeout=90)
         code = daemon.wait_exit(0.5)
         assert crashed and code == CRASH_EXIT, (

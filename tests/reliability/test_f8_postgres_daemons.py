@@ -39,9 +39,6 @@ DECISION = re.compile(r"maildesk\.decision: raw=\d+ ")
 
 @pytest.mark.reliability
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: on PostgreSQL every daemon runs process_pending with SKIP LOCKED, so a reply can be decided "
-    "while its request is still uncommitted in another daemon; it opens a second ticket and gets an ack"))
 def test_three_daemons_on_postgresql_share_the_work_and_survive_a_kill_9_without_loss_or_doubles(
         tmp_path: Path, pg_url: str, imap_account, smtp_sink_factory, record_line) -> None:  # noqa: ANN001
     rng = random.Random(SEED)
@@ -90,8 +87,6 @@ def test_three_daemons_on_postgresql_share_the_work_and_survive_a_kill_9_without
 
 @pytest.mark.reliability
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="product bug: build_desk runs migrate.upgrade unserialised; daemons started "
-                   "together on a new PostgreSQL database race to create alembic_version and all but one crash")
 def test_three_daemons_started_at_once_on_an_empty_postgresql_database_all_come_up(
         tmp_path: Path, pg_url: str, imap_account, smtp_sink_factory) -> None:  # noqa: ANN001
     sink = smtp_sink_factory(log_path=tmp_path / "sink.jsonl")

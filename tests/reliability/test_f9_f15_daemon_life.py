@@ -101,8 +101,6 @@ def test_sigterm_at_a_random_moment_of_a_backlog_stops_within_10_s_with_exit_0_a
 
 
 @pytest.mark.reliability
-@pytest.mark.xfail(strict=True, reason="product bug: Daemon.run takes the SQLite lock only after build_desk (imports, "
-                   "migrations, rule and calendar loading), so a second daemon is refused after 2-4 s, not within 2 s")
 def test_a_second_daemon_on_the_same_sqlite_file_is_refused_within_2_s(tmp_path: Path, imap_account,
                                                                        smtp_sink_factory) -> None:  # noqa: ANN001
     sink = smtp_sink_factory(log_path=tmp_path / "sink.jsonl")
