@@ -65,11 +65,14 @@ def evaluate(
     mailbox: str | None = None,
     groups: GroupDirectory | None = None,
     calendar: BusinessCalendar | None = None,
+    default_group: str | None = None,
 ) -> Classification:
     """Classify ``mail`` received at ``at`` (aware UTC) into ``mailbox``.
 
     Without ``calendar``, ``business_hours`` conditions never hold; without
     ``groups``, neither do ``sender_in_group`` and ``sender_vip``.
+    ``default_group`` (the queue of the mailbox) stands in for ``[defaults]``'s
+    group when no rule sets one.
     """
     view = build_view(mail, at=at, mailbox=mailbox, groups=groups, calendar=calendar)
     outcome = _Outcome()
@@ -83,7 +86,7 @@ def evaluate(
         outcome.apply(rule)
         if rule.then.stop:
             break
-    return _classification(ruleset, outcome, view, groups)
+    return _classification(ruleset, outcome, view, groups, default_group)
 
 
 def rule_matches(rule: Rule, view: MailView) -> str | None:
@@ -126,7 +129,8 @@ def build_view(
     )
 
 
-def _classification(ruleset: RuleSet, outcome: _Outcome, view: MailView, groups: GroupDirectory | None) -> Classification:
+def _classification(ruleset: RuleSet, outcome: _Outcome, view: MailView, groups: GroupDirectory | None,
+                    default_group: str | None = None) -> Classification:
     defaults = ruleset.defaults
     values = outcome.values
     priority, matrix_hit = _base_priority(ruleset, outcome)
@@ -145,7 +149,7 @@ def _classification(ruleset: RuleSet, outcome: _Outcome, view: MailView, groups:
     return Classification(
         category=values.get("category", defaults.category),
         priority=priority,
-        group=values.get("group", defaults.group),
+        group=values.get("group", default_group or defaults.group),
         assignee=values.get("assignee"),
         impact=values.get("impact", defaults.impact),
         tags=tuple(outcome.tags),

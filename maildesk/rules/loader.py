@@ -70,9 +70,11 @@ class RuleConfig:
     def calendar_for(self, group: str | None) -> BusinessCalendar:
         return self.calendar(self.policy_for(group).calendar)
 
-    def classify(self, mail: ParsedMail, *, at: datetime, mailbox: str | None = None) -> Classification:
+    def classify(self, mail: ParsedMail, *, at: datetime, mailbox: str | None = None,
+                 default_group: str | None = None) -> Classification:
         """``rules.engine.evaluate`` with this config's groups and default business calendar."""
-        return evaluate(self.rules, mail, at=at, mailbox=mailbox, groups=self.groups, calendar=self.calendar())
+        return evaluate(self.rules, mail, at=at, mailbox=mailbox, groups=self.groups, calendar=self.calendar(),
+                        default_group=default_group)
 
     def deadlines(
         self, priority: Priority, created_at: datetime, *, group: str | None = None, paused: Sequence[Pause] = ()

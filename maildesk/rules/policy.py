@@ -48,11 +48,11 @@ class RulesPolicy:
                default_group: str | None = None) -> PolicyDecision:
         """Classify a new mail; ``default_group`` is the queue of the mailbox it came to."""
         config = self.watcher.current  # one snapshot for the whole decision
-        classification = config.classify(mail, at=at, mailbox=mailbox)
-        if classification.group is None and default_group:
+        classification = config.classify(mail, at=at, mailbox=mailbox, default_group=default_group)
+        if default_group and classification.group == default_group:
             hit = RuleHit("mailbox-queue", f"maildesk.toml [[mailbox]] {mailbox}",
-                          f"mail to mailbox {mailbox!r} goes to its queue {default_group!r}")
-            classification = replace(classification, group=default_group, hits=(*classification.hits, hit))
+                          f"no rule chose a group: mail to mailbox {mailbox!r} goes to its queue {default_group!r}")
+            classification = replace(classification, hits=(*classification.hits, hit))
         deadlines = config.deadlines(classification.priority, at, group=classification.group)
         target, business = response_promise(config, classification.priority, classification.group)
         return PolicyDecision(classification, deadlines, target, business, config.group_name(classification.group))
