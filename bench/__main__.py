@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
 import tempfile
 import time
 import traceback
@@ -50,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"run only these scenarios ({', '.join(SCENARIOS)})")
     parser.add_argument("--json", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
+    # Stop cleanly however we are stopped: a background job inherits SIGINT ignored, and SIGTERM would
+    # otherwise end the process without the finally blocks that stop Dovecot, the sink and the daemon.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     names = args.only or list(SCENARIOS)
     pg_url = os.environ.get("MAILDESK_TEST_PG_URL", DEFAULT_PG_URL)

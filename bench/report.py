@@ -41,8 +41,8 @@ def _drain(r: dict[str, Any]) -> list[Check]:
     out = []
     for backend in ("sqlite", "postgresql"):
         d = r.get(backend)
-        if not d:
-            out.append(Check("drain", f"{backend}: skipped", "-"))
+        if not d or "error" in d:
+            out.append(Check("drain", f"{backend}: {'FAILED' if d else 'skipped'}", str((d or {}).get("error", "-"))[:60]))
             continue
         out.append(Check("drain", f"{backend} {d['mails']:,} mails: maildesk / raw, mails/s",
                          f"{d['mails_per_s']:.0f} / {d['raw']['mails_per_s']:.0f}"))

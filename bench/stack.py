@@ -181,4 +181,12 @@ def machine() -> dict[str, object]:
         "nproc": os.cpu_count(), "cpu": model, "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(), "kernel": platform.release(),
         "load_at_start": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "commit": _git("rev-parse", "--short", "HEAD"), "tree_dirty": bool(_git("status", "--porcelain", "maildesk")),
     }
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""

@@ -11,7 +11,7 @@ transaction).  Peak RSS is the daemon's ``VmHWM``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from imap_tools import MailBoxUnencrypted
@@ -28,14 +28,24 @@ MEMORY_POLL = "5s"
 
 
 def run(ctx: Run) -> dict[str, object]:
-    out: dict[str, object] = {"sqlite": drain(ctx, ctx.sizes.drain, "sqlite")}
+    out: dict[str, object] = {"sqlite": _guarded(ctx, lambda: drain(ctx, ctx.sizes.drain, "sqlite"))}
     with pg_database(ctx.pg_url) as url:
         if url is None:
             ctx.note(f"PostgreSQL not reachable at {ctx.pg_url}: backlog drain on PostgreSQL skipped")
             out["postgresql"] = None
         else:
-            out["postgresql"] = drain(ctx, ctx.sizes.drain, "postgresql", url)
+            out["postgresql"] = _guarded(ctx, lambda: drain(ctx, ctx.sizes.drain, "postgresql", url))
     return out
+
+
+def _guarded(ctx: Run, work: Callable[[], dict[str, object]]) -> dict[str, object]:
+    """One backend's figures, or its error, so that one failing backend keeps the other's figures."""
+    try:
+        return work()
+    except Exception as exc:  # noqa: BLE001 - reported in the table and the JSON
+        log.exception("drain failed")
+        ctx.note(f"drain failed: {exc.__class__.__name__}: {str(exc)[:300]}")
+        return {"error": f"{exc.__class__.__name__}: {exc}"}
 
 
 def run_memory(ctx: Run) -> dict[str, object]:
