@@ -47,6 +47,7 @@ DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 IDLE_WAIT_SECONDS = 5.0
 HEARTBEAT_SECONDS = 10
 SWEEP_SECONDS = 30
+PROCESS_PER_RUN = 500  # mails per poll run before the job yields to sending and sweeping
 RULES_CHECK_SECONDS = 5
 
 
@@ -276,8 +277,8 @@ class Daemon:
     def _poll_job(self, poller: MailboxPoller) -> None:
         stop = self.desk.stop
         try:
-            poller.poll_once(stop)
-            outcomes = self.desk.runner.process_pending(stop)
+            report = poller.poll_once(stop)
+            outcomes = self.desk.runner.process_pending(stop, limit=PROCESS_PER_RUN)
         except MaildeskError as exc:
             log.error("polling %s failed: %s", poller.settings.name, exc)
             return
@@ -285,6 +286,9 @@ class Daemon:
             self.wake("outbox")
         if outcomes:
             self.wake("sweep")  # new and changed tickets get their reminders planned at once
+        if len(outcomes) >= PROCESS_PER_RUN or report.fetched >= poller.settings.batch_size:
+            # A backlog: go on at once rather than wait for the next poll (the other jobs run in between).
+            self.wake(f"poll:{poller.settings.name}")
 
     def _send_job(self) -> None:
         try:
