@@ -10,6 +10,7 @@ decoded by ``headers`` and ``charsets``, HTML by ``html2text``, winmail.dat by `
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from email.message import Message
 from email.parser import BytesParser
@@ -315,8 +316,12 @@ def _payload_bytes(part: Message) -> bytes:
 
 
 def _clean_filename(name: str) -> str:
-    """The last path element, without control characters (C:\\Users\\..\\a.doc → a.doc)."""
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name)
+    """The last path element, without control or format characters (C:\\Users\\..\\a.doc → a.doc).
+
+    Format characters (Unicode Cf) include U+202E, which shows ``invoice\u202egpj.exe`` as
+    "invoiceexe.jpg"; a displayed name keeps none of them.
+    """
+    name = "".join(c for c in re.sub(r"[\x00-\x1f\x7f]", "", name) if unicodedata.category(c) != "Cf")
     return re.split(r"[\\/]", name.strip())[-1].strip()
 
 

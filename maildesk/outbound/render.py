@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+import jinja2.runtime
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from maildesk.errors import TemplateError
 
@@ -26,9 +27,30 @@ class Rendered:
     html: str | None
 
 
+MAX_REPEAT_CHARS = 1_000_000  # what a template may build with '*' (an admin's typo must not eat the memory)
+MAX_POWER = 1_000
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, plus bounds on ``'x' * n`` and ``a ** b``, which the stock sandbox lets grow."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and \
+                        len(seq) * max(times, 0) > MAX_REPEAT_CHARS:
+                    raise SecurityError(f"repetition would build {len(seq) * times} items "
+                                        f"(at most {MAX_REPEAT_CHARS})")
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER:
+            raise SecurityError(f"exponent {right} is too large (at most {MAX_POWER})")
+        return super().call_binop(context, operator, left, right)
+
+
 def build_environment(loader: jinja2.BaseLoader) -> SandboxedEnvironment:
     """The sandboxed environment every template runs in; HTML is autoescaped."""
-    return SandboxedEnvironment(
+    return BoundedSandbox(
         loader=loader,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
         undefined=jinja2.StrictUndefined,
@@ -36,6 +58,18 @@ def build_environment(loader: jinja2.BaseLoader) -> SandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+
+
+def _where(exc: BaseException, fallback: str) -> str:
+    """``file:line`` of the template that failed: from a syntax error, or the deepest template frame."""
+    filename, line = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith(".j2"):
+            filename, line = name, tb.tb_lineno
+        tb = tb.tb_next
+    return f"{filename or fallback}:{line or '?'}"
 
 
 def pick_locale(preferred: str | None) -> str:
@@ -60,7 +94,6 @@ def render(env: jinja2.Environment, kind: str, locale: str, context: dict[str, A
             html = html_template.render(context)
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(f"template {exc.name} not found") from None
-    except jinja2.TemplateError as exc:
-        where = f"{getattr(exc, 'filename', None) or base}:{getattr(exc, 'lineno', None) or '?'}"
-        raise TemplateError(f"{where}: {exc}") from None
+    except (jinja2.TemplateError, OverflowError, MemoryError, RecursionError) as exc:
+        raise TemplateError(f"{_where(exc, base)}: {exc.__class__.__name__}: {exc}") from None
     return Rendered(subject=" ".join(subject.split()), text=text, html=html)

@@ -61,8 +61,6 @@ def test_sandbox_escape_payload_is_refused_and_runs_no_code(name: str, tmp_path:
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="product gap: a SecurityError raised while rendering is reported as "
-                   "'zh-CN/ack:?' — neither the file (subject/txt/html) nor the line is named")
 def test_sandbox_refusal_names_the_template_file_and_line(tmp_path: Path) -> None:
     folder = _templates(tmp_path, ESCAPES["mro"])
     with pytest.raises(TemplateError) as raised:
@@ -95,15 +93,11 @@ def _render_in_child(folder: Path) -> dict[str, object]:
     return result
 
 
-@pytest.mark.xfail(strict=True, reason="product gap: the sandbox's OverflowError for range() past MAX_RANGE "
-                   "escapes render() untranslated instead of a TemplateError with file:line")
 def test_range_of_a_billion_is_refused_as_a_template_error(tmp_path: Path) -> None:
     folder = _templates(tmp_path, "{% for i in range(10**9) %}{{ i }}{% endfor %}")
     assert _render_in_child(folder)["outcome"] == "TemplateError"
 
 
-@pytest.mark.xfail(strict=True, reason="product gap: the sandbox does not bound string repetition; "
-                   "'x' * 10**9 allocates 1 GB (MemoryError under the test's limit)")
 def test_string_repeated_a_billion_times_is_refused_as_a_template_error(tmp_path: Path) -> None:
     folder = _templates(tmp_path, "{{ 'x' * 10**9 }}")
     assert _render_in_child(folder)["outcome"] == "TemplateError"
