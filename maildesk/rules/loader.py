@@ -241,9 +241,13 @@ class RuleWatcher:
         """Reload if any file changed since the last look; keep the last good config on error."""
         try:
             texts, stamp = self._read()
-            if stamp == self._stamp:
-                return []
-            self._stamp = stamp
+        except ConfigError as exc:
+            self._stamp = ()  # unreadable: whatever is read next, even the same bytes, is a change
+            return self._refuse(exc.problems)
+        if stamp == self._stamp:
+            return []
+        self._stamp = stamp
+        try:
             new = build_config(self.config_dir, texts)
         except ConfigError as exc:
             return self._refuse(exc.problems)

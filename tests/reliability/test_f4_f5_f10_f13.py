@@ -178,9 +178,6 @@ def test_f13_rule_file_broken_while_running_keeps_the_last_good_rules(tmp_path, 
     assert len(_groups(desk)) == 5 and set(_groups(desk)) == {expected}
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: RuleWatcher.check() keeps the old content hash when a "
-                   "file cannot be read, so restoring the same good bytes is 'no change' and the 'cannot read' "
-                   "problem stays in watcher.problems (shown as a config error) until another edit")
 def test_f13_restoring_an_unreadable_rule_file_clears_its_problem(tmp_path, imap_account, smtp_sink,
                                                                   monkeypatch) -> None:  # noqa: ANN001
     desk, config = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
