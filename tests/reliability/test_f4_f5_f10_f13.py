@@ -2,7 +2,7 @@
 
 In-process against real Dovecot, the aiosmtpd sink, SQLite and PostgreSQL (behind the TCP fault proxy): the
 daemon's own ``build_desk`` parts, driven cycle by cycle (F4, F13) or by the real ``Daemon`` scheduler (F10).
-Scale: short by default, ``MAILDESK_RELIABILITY_FULL=1`` for the RELIABILITY.md figures.  F5 is not built yet (see tests/security/README.md).
+Scale: short by default, ``MAILDESK_RELIABILITY_FULL=1`` for the RELIABILITY.md figures.  F5 drives a second IMAP client from inside the first fetch.
 """
 
 from __future__ import annotations
@@ -65,6 +65,48 @@ def test_f4_uidvalidity_change_after_part_of_a_backlog_doubles_nothing(tmp_path,
     assert tickets == total + new and messages == total + new
     assert duplicates == first  # the re-listed copies of what was handled before the migration
     assert events == 1
+
+
+# --------------------------------------------------------------------------------------------------- F5
+def test_f5_mailbox_changed_behind_our_back_during_fetches_loses_and_doubles_nothing(
+        tmp_path, imap_account, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+    total = 500 if FULL else 100
+    desk, _ = _desk(tmp_path, imap_account, smtp_sink, monkeypatch, batch_size=10)
+    sent = [request_mail(f"f5-{i}@corp.test", f"请求 {i}", "内容") for i in range(total)]
+    uids = imap_account.append_many([raw for raw, _ in sent])
+    mid_of = {uid: mid for uid, (_, mid) in zip(uids, sent, strict=True)}
+    later = uids[total // 2:]  # not fetched yet when the other client strikes
+    moved, expunged = later[: total // 10], later[total // 10: total // 10 + total // 20]
+    imap_account.create_folder("Elsewhere")
+    original, struck = desk.runner.store_fetched, threading.Event()
+
+    def store_fetched(mailbox, uidvalidity, mails):  # noqa: ANN001, ANN202 - runs inside the first FETCH batch
+        if not struck.is_set():
+            struck.set()
+            with imap_account.client() as other:
+                other.store_flags("INBOX", uids, ["\\Seen"])
+                other.move("INBOX", moved, "Elsewhere")
+                other.expunge("INBOX", expunged)
+        return original(mailbox, uidvalidity, mails)
+
+    desk.runner.store_fetched = store_fetched
+    for _ in range(3):
+        assert _cycle(desk) == [None]
+    gone = {mid_of[u] for u in moved + expunged}
+    with desk.sessions() as session:
+        stored = list(session.scalars(select(RawMail.message_id)))
+    tickets, messages = count(desk.sessions, Ticket), count(desk.sessions, Message)
+    from maildesk.ingest.reconcile import reconcile_mailbox
+
+    report = reconcile_mailbox(desk.pollers[0].settings, desk.pollers[0].credential, desk.sessions)
+    print(f"scenario=F5 mails_in={total} raw={len(stored)} tickets={tickets} messages={messages} "
+          f"gone_before_fetch={len(gone)} (moved {len(moved)}, expunged {len(expunged)}) "
+          f"reconcile_missing={len(report.missing)} waiting={len(report.waiting)}")
+    assert struck.is_set()
+    assert len(stored) == len(set(stored)), "a mail was stored twice"
+    assert set(stored) == set(mid_of.values()) - gone, "every mail still there is ingested, \\Seen or not"
+    assert tickets == messages == total - len(gone)
+    assert report.ok and report.waiting == []
 
 
 # -------------------------------------------------------------------------------------------------- F10
