@@ -252,3 +252,26 @@ class Secret(Base):
     __tablename__ = "secrets"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
+
+
+class KbArticle(Base):
+    """A knowledge-base article; ``search_text`` holds its jieba terms joined by spaces for the FTS index.
+
+    The index itself is not a model: on SQLite the FTS5 table ``kb_fts`` (external content, kept in step by
+    triggers), on PostgreSQL a GIN index on ``to_tsvector('simple', search_text)`` (migration 0006).
+    """
+
+    __tablename__ = "kb_articles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    problem: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str] = mapped_column(Text)
+    solution: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    source_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    search_text: Mapped[str] = mapped_column(Text)
