@@ -14,6 +14,7 @@ import click
 from maildesk import logs
 from maildesk.config import Settings, parse_settings
 from maildesk.errors import ConfigError, MaildeskError, StoreUnavailableError
+from maildesk.kb.commands import kb
 from maildesk.reports.commands import report
 
 EX_TEMPFAIL = 75
@@ -553,6 +554,7 @@ def ingest(config_path: str, file: str) -> None:
 
 
 main.add_command(report)
+main.add_command(kb)
 
 if __name__ == "__main__":
     main()
