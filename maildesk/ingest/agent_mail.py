@@ -16,6 +16,7 @@ from datetime import datetime
 
 from maildesk.domain import Address, ParsedMail, Priority, TicketStatus
 from maildesk.ingest.commands import Command, CommandBlock, extract_commands
+from maildesk.kb import mail as kb_mail
 from maildesk.outbound.ticket_mail import TicketMail
 from maildesk.rules.policy import RulesPolicy
 from maildesk.store import queries
@@ -64,6 +65,8 @@ class AgentMail:
                 self.ticket_mail.relay(session, ticket, agent, body, dedup_key)
         if any(c.name == "status" and c.argument == "resolved" for c in block.commands):
             self.ticket_mail.resolution(session, ticket, agent, ticket.solution or body)
+        if ticket.kb_candidate and TicketStatus(ticket.status) in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+            kb_mail.article_from_resolved(session, self.ticket_mail, ticket, agent, at)  # once per ticket
         ticket.next_due_at = at  # the sweep re-plans this ticket's reminders
         return AgentOutcome(kind, f"{len(block.commands)} command(s), {kind}")
 

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from maildesk.domain import ParsedMail, TicketStatus
 from maildesk.ingest.quotes import is_short_thanks, says_not_solved
+from maildesk.kb import service as kb_service
 from maildesk.outbound.ticket_mail import TicketMail
 from maildesk.store.models import Ticket
 from maildesk.store.session import Session
@@ -48,6 +49,11 @@ class RequesterMail:
         rated = self._rating(session, ticket, parsed, raw_id, dedup_key, at, sender)
         if rated is not None:
             return rated
+        if kb_service.solved_by_suggestions(session, ticket, parsed.reply_text or parsed.body_text, sender, at):
+            service.add_message(session, ticket, mail=parsed, raw_mail_id=raw_id, dedup_key=dedup_key, kind="reply",
+                                at=at)
+            ticket.last_requester_at = ticket.next_due_at = at
+            return RequesterOutcome("kb-solved", "the requester says a suggested knowledge-base article solved it")
         kind = "note" if reaction.note_only else "reply"
         service.add_message(session, ticket, mail=parsed, raw_mail_id=raw_id, dedup_key=dedup_key, kind=kind, at=at)
         ticket.last_requester_at = at

@@ -20,8 +20,10 @@ from maildesk.ingest.agent_mail import AgentMail
 from maildesk.ingest.authn import AgentCheck, verify_agent
 from maildesk.ingest.parse import parse_mail
 from maildesk.ingest.requester_mail import RequesterMail
+from maildesk.kb import mail as kb_mail
+from maildesk.kb import service as kb_service
 from maildesk.outbound.compose import is_own_message_id
-from maildesk.outbound.notices import AckFacts, build_ack
+from maildesk.outbound.notices import AckFacts, AckSuggestion, build_ack
 from maildesk.outbound.notifier import SECRET_NAME, Notifier
 from maildesk.outbound.ticket_mail import REPLY_TOKEN_SECRET, TicketMail, reply_token
 from maildesk.rules.agents import choose_assignee
@@ -75,6 +77,9 @@ class MailRouter:
         mails = TicketMail(self.notifier, config)
         verdict = self._assess(session, mail)
         check = self._authenticate(session, mail, config)
+        kb_number = kb_mail.edit_target(mail) if check.is_agent and check.address else None
+        if kb_number and check.address and not isinstance(verdict, Automatic):
+            return self._kb_edit(session, raw, mail, kb_number, check.address, now_at)
         decision = thread.decide(mail, queries.find_candidates(session, keys), sender_is_agent=check.is_agent)
         if isinstance(verdict, Automatic):
             return self._automatic(session, raw, mail, dedup_key, decision, verdict, now_at)
@@ -101,6 +106,12 @@ class MailRouter:
                             support_address=self.settings.support_address)
 
     # -- routes -----------------------------------------------------------------------------------
+
+    def _kb_edit(self, session: Session, raw: RawMail, mail: ParsedMail, number: str, agent: str,
+                 now_at: datetime) -> Outcome:
+        """An agent's reply to a knowledge-base article mail edits the article; it is no ticket's mail."""
+        status, reason = kb_mail.apply_edit(session, mail, number, agent, now_at)
+        return self._finish(raw, now_at, status, None, f"agent {agent}: {reason}")
 
     def _automatic(self, session: Session, raw: RawMail, mail: ParsedMail, dedup_key: str,
                    decision: AppendTo | NewTicket, verdict: Automatic, now_at: datetime) -> Outcome:
@@ -257,12 +268,17 @@ class MailRouter:
     def _ack(self, session: Session, ticket: Ticket, mail: ParsedMail, policy: PolicyDecision, mails: TicketMail,
              now_at: datetime) -> object:
         assert mail.from_addr is not None
+        found = kb_service.suggest(session, ticket.subject, mail.reply_text or mail.body_text)
+        if found:
+            kb_service.record_suggestions(session, ticket, found, now_at)
+        suggestions = tuple(AckSuggestion(a.number, a.title, a.solution)
+                            for a in kb_service.suggestion_articles(session, found))
         facts = AckFacts(
             number=ticket.number, subject=ticket.subject, priority=ticket.priority, requester=mail.from_addr,
             language=ticket.language, group_name=policy.group_name,
             assignee_name=mails.agent_name(ticket.assignee), response_target=policy.response_target,
             response_business=policy.response_business, response_due_at=policy.deadlines.first_response_at,
-            in_reply_to=mail.message_id, references=mail.references,
+            in_reply_to=mail.message_id, references=mail.references, suggestions=suggestions,
         )
         return build_ack(self.notifier.templates, self.notifier.desk(session), facts, now_at)
 

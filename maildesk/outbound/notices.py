@@ -16,6 +16,8 @@ from maildesk.domain import Address, OutboxMessage
 from maildesk.outbound.compose import Envelope, compose, make_message_id
 from maildesk.outbound.render import render
 
+SUGGESTION_CHARS = 1500  # of an article's solution shown in an acknowledgment
+
 
 @dataclass(frozen=True)
 class Desk:
@@ -28,6 +30,15 @@ class Desk:
     secret: str
     timezone: str
     locale: str
+
+
+@dataclass(frozen=True)
+class AckSuggestion:
+    """A knowledge-base article shown in an acknowledgment: what may already solve the problem."""
+
+    number: str
+    title: str
+    solution: str
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class AckFacts:
     response_due_at: datetime | None
     in_reply_to: str | None
     references: tuple[str, ...]
+    suggestions: tuple[AckSuggestion, ...] = ()
 
 
 def build_notice(
@@ -98,6 +110,8 @@ def build_ack(env: jinja2.Environment, desk: Desk, facts: AckFacts, now_at: date
         "response_minutes": int(facts.response_target.total_seconds() // 60) if facts.response_target else None,
         "response_business": facts.response_business,
         "response_due": f"{local_due:%Y-%m-%d %H:%M}" if local_due else "",
+        "suggestions": [{"number": s.number, "title": s.title, "solution": s.solution[:SUGGESTION_CHARS]}
+                        for s in facts.suggestions],
     }
     references = tuple(facts.references) + ((facts.in_reply_to,) if facts.in_reply_to else ())
     return build_notice(
