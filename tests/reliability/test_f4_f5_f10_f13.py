@@ -213,8 +213,7 @@ def test_f13_rule_file_broken_while_running_keeps_the_last_good_rules(tmp_path, 
             rules.unlink()
         rules.write_text(good, encoding="utf-8")
         desk.policy.refresh()
-        if broken is not None:  # after "unreadable" the problem stays listed: own xfail test below
-            assert not desk.policy.watcher.problems, name
+        assert not desk.policy.watcher.problems, name
         last_good = desk.policy.config  # the restored file is the good version now in force
 
     assert len(_groups(desk)) == 5 and set(_groups(desk)) == {expected}
