@@ -22,7 +22,7 @@ from maildesk.ingest.parse import parse_mail
 from maildesk.ingest.requester_mail import RequesterMail
 from maildesk.kb import mail as kb_mail
 from maildesk.kb import service as kb_service
-from maildesk.outbound.compose import is_own_message_id
+from maildesk.outbound.compose import is_own_message_id, safe_address
 from maildesk.outbound.notices import AckFacts, AckSuggestion, build_ack
 from maildesk.outbound.notifier import SECRET_NAME, Notifier
 from maildesk.outbound.ticket_mail import REPLY_TOKEN_SECRET, TicketMail, reply_token
@@ -61,8 +61,20 @@ class MailRouter:
         self.lifecycle = lifecycle_policy or lifecycle.LifecyclePolicy()
 
     def apply(self, session: Session, raw: RawMail) -> Outcome:
-        now_at = self.clock.now()
         mail = parse_mail(raw.raw)
+        outcome = self._route(session, raw, mail)
+        limits = [d for d in mail.defects if d.startswith("limit:")]
+        if (limits or mail.truncated) and outcome.status != "deferred":
+            # The rest of the mail stays in the raw bytes; say which limit cut it, where people look.
+            why = "; ".join(limits) or "parse stopped at a limit"
+            service.record_event(session, raw.ticket_id, "mail_truncated", _sender(mail), self.clock.now(),
+                                 raw_mail_id=raw.id, limits=limits)
+            raw.reason = f"{raw.reason or ''} [{why}]"[:2000]
+            outcome = replace(outcome, reason=f"{outcome.reason} [{why}]")
+        return outcome
+
+    def _route(self, session: Session, raw: RawMail, mail: ParsedMail) -> Outcome:
+        now_at = self.clock.now()
         dedup_key = f"mid:{mail.message_id}" if mail.message_id else f"sha256:{raw.sha256}"
         existing = queries.message_by_dedup_key(session, dedup_key)
         if existing is not None:
@@ -253,8 +265,8 @@ class MailRouter:
     def _why_no_ack(self, session: Session, mail: ParsedMail, suppressed_by_rule: bool, now_at: datetime) -> str | None:
         if suppressed_by_rule:
             return "a rule suppresses the acknowledgment"
-        if mail.from_addr is None:
-            return "the mail has no usable From address"
+        if mail.from_addr is None or safe_address(mail.from_addr.addr) is None:
+            return "the mail has no deliverable From address"
         if loops.wants_no_auto_response(mail):
             return "the sender asked for no automatic answers (X-Auto-Response-Suppress)"
         if queries.suppressed(session, [mail.from_addr.addr], now_at):

@@ -204,6 +204,7 @@ _NEEDS_REPLY_ADDRESS = frozenset({"new_ticket_notice", "supervisor_notice"})
 
 def _phone_of(text: str) -> str:
     """The first phone-like number of the request, masked (what agents need to call back, no more)."""
+    text = text[:6000]  # the phone is in the first lines or the signature of a normal request, not past them
     masked = mask_phones(text)
     for original, shown in zip(text.split(), masked.split(), strict=False):
         if original != shown:
