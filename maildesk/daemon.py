@@ -35,6 +35,7 @@ from maildesk.ingest.runner import IngestRunner
 from maildesk.outbound.render import build_environment
 from maildesk.outbound.sender import OutboxSender
 from maildesk.outbound.smtp import SmtpTransport
+from maildesk.reports.schedule import send_scheduled_reports
 from maildesk.rules.policy import RulesPolicy
 from maildesk.sla.sweep import Sweeper
 from maildesk.store import migrate, queries
@@ -205,6 +206,8 @@ class Daemon:
                                seconds=SWEEP_SECONDS, max_instances=1, coalesce=True, misfire_grace_time=None)
         self.scheduler.add_job(self._job(self._digest_job), "interval", id="digest", minutes=5,
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._job(self._reports_job), "interval", id="reports", minutes=15,
+                               max_instances=1, coalesce=True)
         self.scheduler.add_job(self._job(self._heartbeat_job), "interval", id="heartbeat",
                                seconds=HEARTBEAT_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.start()
@@ -311,6 +314,17 @@ class Daemon:
                 self.wake("outbox")
         except MaildeskError as exc:
             log.error("on-call digest failed: %s", exc)
+
+    def _reports_job(self) -> None:
+        desk = self.desk
+        try:
+            if send_scheduled_reports(sessions=desk.sessions, clock=desk.clock, policy=desk.policy,
+                                      notifier=desk.runner.notifier, templates=desk.runner.templates,
+                                      timezone=desk.settings.timezone, locale=desk.settings.locale,
+                                      at_local=desk.settings.digest_at):
+                self.wake("outbox")
+        except MaildeskError as exc:
+            log.error("scheduled report failed: %s", exc)
 
     def _rules_job(self) -> None:
         self.desk.policy.refresh()

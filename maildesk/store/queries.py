@@ -424,3 +424,8 @@ def open_tickets_at_risk(session: Session, before_at: datetime, limit: int = 50)
         Ticket.resolve_due_at < before_at)
     rows = session.scalars(select(Ticket).where(active, risky).order_by(Ticket.resolve_due_at).limit(limit))
     return total, list(rows)
+
+
+def outbox_kind_since(session: Session, kind: str, since_at: datetime) -> int:
+    return int(session.scalar(select(func.count(Outbox.id)).where(Outbox.kind == kind, Outbox.created_at >= since_at))
+               or 0)

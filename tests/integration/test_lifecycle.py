@@ -176,3 +176,27 @@ def test_the_on_call_digest_goes_once_a_day_to_the_supervisors_on_duty(tmp_path,
     assert sorted(d[2] for d in digests) == sorted(supervisors)
     body = next(m for m in smtp_sink.received if kind_of(m) == "oncall_digest").raw
     assert walk.ticket().number.encode() in body or b"base64" in body
+
+
+def test_the_weekly_report_goes_to_the_supervisors_on_monday_morning_once(tmp_path, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+    from maildesk.reports.schedule import send_scheduled_reports
+
+    walk = Walk(tmp_path, smtp_sink, monkeypatch, datetime(2026, 11, 25, 10, 0, tzinfo=SH))  # Wednesday
+    walk.deliver(request_mail("a@corp.test", "VPN 无法连接", "VPN 报错 809")[0])
+    desk = walk.desk
+
+    def run() -> int:
+        return send_scheduled_reports(sessions=desk.sessions, clock=walk.clock, policy=desk.policy,
+                                      notifier=desk.runner.notifier, templates=desk.runner.templates,
+                                      timezone="Asia/Shanghai", locale="zh-CN", at_local="09:00")
+
+    assert run() == 0  # a Wednesday
+    walk.clock.set(datetime(2026, 11, 30, 8, 30, tzinfo=SH))  # Monday, before 09:00
+    assert run() == 0
+    walk.clock.set(datetime(2026, 11, 30, 9, 15, tzinfo=SH))
+    assert run() == 1
+    assert run() == 0  # once
+    walk.tick()
+    reports = walk.kinds("report")
+    supervisors = [a.addresses[0] for a in desk.policy.config.agents.supervisors_on_duty()]
+    assert len(reports) == 1 and reports[0][2] in supervisors  # one mail, to the supervisors on duty
