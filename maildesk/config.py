@@ -96,6 +96,18 @@ class MailboxSettings:
 
 
 @dataclass(frozen=True)
+class LifecycleSettings:
+    """When reminders, reopening and auto-close happen (``[lifecycle]``)."""
+
+    warn_share: float = 0.75
+    pending_reminder_after: timedelta = timedelta(days=2)
+    pending_reminder_max: int = 2
+    auto_close_after: timedelta = timedelta(days=3)
+    reopen_window: timedelta = timedelta(days=7)
+    closed_policy: str = "new-ticket"  # new-ticket | note
+
+
+@dataclass(frozen=True)
 class Settings:
     support_address: str
     support_name: str
@@ -117,6 +129,7 @@ class Settings:
     metrics_listen: tuple[str, int] | None = None  # ("127.0.0.1", 9464)
     log_format: str = "text"  # text | json
     digest_at: str = "09:00"  # local time of the daily on-call digest
+    lifecycle: LifecycleSettings = field(default_factory=lambda: LifecycleSettings())
 
 
 class _Reader:
@@ -241,7 +254,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}:{_toml_error_line(exc)}: invalid TOML: {exc}") from None
     r = _Reader(text, path)
-    r.unknown(data, None, {"desk", "database", "mailbox", "smtp", "metrics", "logging"})
+    r.unknown(data, None, {"desk", "database", "mailbox", "smtp", "metrics", "logging", "lifecycle"})
     desk = _table(r, data, "desk")
     r.unknown(desk, "desk", {"support_address", "support_name", "timezone", "locale", "rules_dir",
                              "templates_dir", "bounce_address", "message_id_domain", "own_addresses",
@@ -282,6 +295,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     for dup in sorted({n for n in names if names.count(n) > 1}):
         r.problem("mailbox", "name", f"mailbox name {dup!r} is used twice", names.index(dup))
     metrics_listen = _metrics(r, _table(r, data, "metrics"))
+    lifecycle = _lifecycle(r, _table(r, data, "lifecycle"))
     logging_table = _table(r, data, "logging")
     r.unknown(logging_table, "logging", {"format"})
     log_format = r.get(logging_table, "logging", "format", str, "text")
@@ -291,6 +305,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
         raise ConfigError(r.problems)
     return Settings(
         metrics_listen=metrics_listen,
+        lifecycle=lifecycle,
         log_format=log_format,
         support_address=support,
         support_name=r.get(desk, "desk", "support_name", str, "技术支持"),
@@ -310,6 +325,29 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
         ack_limit_per_hour=ack_limit if ack_limit is not None else 5,
         admins=tuple(a for a in admins if isinstance(a, str)),
         digest_at=digest_at or "09:00",
+    )
+
+
+def _lifecycle(r: _Reader, t: dict[str, Any]) -> LifecycleSettings:
+    r.unknown(t, "lifecycle", {"warn_share", "pending_reminder_after", "pending_reminder_max", "auto_close_after",
+                               "reopen_window", "closed_policy"})
+    share = r.get(t, "lifecycle", "warn_share", float, 0.75)
+    if share is not None and not 0 < share < 1:
+        r.problem("lifecycle", "warn_share", f"must be between 0 and 1 (a share of the deadline), got {share}")
+        share = 0.75
+    most = r.get(t, "lifecycle", "pending_reminder_max", int, 2)
+    if most is not None and not 0 <= most <= 10:
+        r.problem("lifecycle", "pending_reminder_max", f"must be between 0 and 10, got {most}")
+    closed = r.get(t, "lifecycle", "closed_policy", str, "new-ticket")
+    if closed not in ("new-ticket", "note"):
+        r.problem("lifecycle", "closed_policy", f"must be 'new-ticket' or 'note', got {closed!r}")
+    return LifecycleSettings(
+        warn_share=share or 0.75,
+        pending_reminder_after=r.duration(t, "lifecycle", "pending_reminder_after", "2d"),
+        pending_reminder_max=most if most is not None and 0 <= most <= 10 else 2,
+        auto_close_after=r.duration(t, "lifecycle", "auto_close_after", "3d"),
+        reopen_window=r.duration(t, "lifecycle", "reopen_window", "7d"),
+        closed_policy=closed if closed in ("new-ticket", "note") else "new-ticket",
     )
 
 

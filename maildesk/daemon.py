@@ -31,6 +31,7 @@ from maildesk.errors import ConfigError, FetchError, MaildeskError
 from maildesk.health import serve_metrics
 from maildesk.ingest.imap import Credential, ImapSource
 from maildesk.ingest.poller import MailboxPoller
+from maildesk.ingest.route import lifecycle_from
 from maildesk.ingest.runner import IngestRunner
 from maildesk.outbound.render import build_environment
 from maildesk.outbound.sender import OutboxSender
@@ -135,7 +136,8 @@ def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
                       sessions=sessions, clock=clock, runner=runner)
         for box in settings.mailboxes
     ]
-    sweeper = Sweeper(sessions=sessions, clock=clock, policy=policy, notifier=runner.notifier)
+    sweeper = Sweeper(sessions=sessions, clock=clock, policy=policy, notifier=runner.notifier,
+                      lifecycle_policy=lifecycle_from(settings))
     return Desk(settings, sessions, clock, policy, runner, sender, pollers, sweeper, daemon_id=daemon_id)
 
 

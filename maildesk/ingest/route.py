@@ -58,7 +58,7 @@ class MailRouter:
         self.clock = clock
         self.policy = policy
         self.notifier = notifier
-        self.lifecycle = lifecycle_policy or lifecycle.LifecyclePolicy()
+        self.lifecycle = lifecycle_policy or lifecycle_from(settings)
 
     def apply(self, session: Session, raw: RawMail) -> Outcome:
         mail = parse_mail(raw.raw)
@@ -196,7 +196,7 @@ class MailRouter:
                    mails: TicketMail, now_at: datetime) -> Outcome:
         ticket = session.get(Ticket, decision.ticket_id)
         assert ticket is not None
-        handler = RequesterMail(mails, self.lifecycle)
+        handler = RequesterMail(mails, self.lifecycle, closed_policy=self.settings.lifecycle.closed_policy)
         reaction = handler.reaction(ticket, mail, now_at)
         if reaction.new_ticket:
             return self._new_ticket(session, raw, mail, dedup_key, reaction.reason, mails, now_at, follows=ticket)
@@ -299,6 +299,15 @@ class MailRouter:
         raw.status = "done" if status in DONE else status
         raw.ticket_id, raw.processed_at, raw.reason = ticket_id, now_at, reason[:2000]
         return Outcome(status, raw.id, ticket, reason)
+
+
+def lifecycle_from(settings: Settings) -> lifecycle.LifecyclePolicy:
+    """The lifecycle policy the admin set in ``[lifecycle]`` of maildesk.toml."""
+    own = settings.lifecycle
+    return lifecycle.LifecyclePolicy(
+        warn_share=own.warn_share, pending_reminder_after=own.pending_reminder_after,
+        pending_reminder_max=own.pending_reminder_max, auto_close_after=own.auto_close_after,
+        reopen_window=own.reopen_window)
 
 
 def _sender(mail: ParsedMail) -> str:

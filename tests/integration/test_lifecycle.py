@@ -200,3 +200,20 @@ def test_the_weekly_report_goes_to_the_supervisors_on_monday_morning_once(tmp_pa
     reports = walk.kinds("report")
     supervisors = [a.addresses[0] for a in desk.policy.config.agents.supervisors_on_duty()]
     assert len(reports) == 1 and reports[0][2] in supervisors  # one mail, to the supervisors on duty
+
+
+def test_auto_close_follows_the_configured_lifecycle(tmp_path, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("MAILDESK_TEST_IMAP_PASSWORD", "unused")
+    config = write_config(tmp_path, imap_host="127.0.0.1", imap_port=1, imap_user="x", smtp_host=smtp_sink.host,
+                          smtp_port=smtp_sink.port)
+    config.write_text(config.read_text(encoding="utf-8") + '\n[lifecycle]\nauto_close_after = "1d"\n',
+                      encoding="utf-8")
+    settings, base = load_settings(str(config))
+    walk = Walk.__new__(Walk)
+    walk.clock = FrozenClock(datetime(2026, 11, 23, 10, 0, tzinfo=SH))
+    walk.desk, walk.sink, walk.timeline = build_desk(settings, base, clock=walk.clock), smtp_sink, []
+    walk.deliver(request_mail("c@corp.test", "打印机卡纸", "三楼打印机卡纸")[0])
+    _agent_resolves(walk, "hw1@example.com", "已处理。")
+    walk.run_until(datetime(2026, 11, 24, 12, 0, tzinfo=SH), timedelta(hours=1))
+    assert [t[1] for t in walk.kinds("auto_close")] == ["auto_close"]
+    assert walk.ticket().status == "closed"
