@@ -1,5 +1,9 @@
 """``python -m maildesk`` runs the command line."""
 
-from maildesk.cli import main
+from maildesk import guard_startup
+
+guard_startup()  # before the heavy imports below: an early SIGTERM is a clean stop
+
+from maildesk.cli import main  # noqa: E402
 
 main()

@@ -60,8 +60,11 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @config_option
 def run(config_path: str) -> None:
     """Run the daemon: poll the mailboxes, make tickets, send mail."""
+    from maildesk import EARLY_STOP, guard_startup
     from maildesk.store.locks import SingleDaemonLock
 
+    guard_startup()  # (again, for the console script) a stop asked for while we start is a clean stop
+    stop = EARLY_STOP
     try:
         settings, base = load_settings(config_path)
         lock = SingleDaemonLock(settings.database_url)
@@ -70,7 +73,7 @@ def run(config_path: str) -> None:
 
         logs.configure(verbose=click.get_current_context().obj.get("verbose", False), fmt=settings.log_format,
                        secrets=_secret_values(settings))
-        desk = build_desk(settings, base)
+        desk = build_desk(settings, base, stop=stop)
         code = Daemon(desk).run(lock)
     except ConfigError as exc:
         _fail_config(exc)

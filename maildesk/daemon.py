@@ -112,7 +112,8 @@ class Desk:
 
 
 def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
-               environ: dict[str, str] | None = None, *, require_secrets: bool = True) -> Desk:
+               environ: dict[str, str] | None = None, *, require_secrets: bool = True,
+               stop: threading.Event | None = None) -> Desk:
     """Build the desk; with ``require_secrets`` a missing password variable is refused now, not at first use."""
     clock = clock or SystemClock()
     if require_secrets:
@@ -138,7 +139,8 @@ def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
     ]
     sweeper = Sweeper(sessions=sessions, clock=clock, policy=policy, notifier=runner.notifier,
                       lifecycle_policy=lifecycle_from(settings))
-    return Desk(settings, sessions, clock, policy, runner, sender, pollers, sweeper, daemon_id=daemon_id)
+    return Desk(settings, sessions, clock, policy, runner, sender, pollers, sweeper, daemon_id=daemon_id,
+                stop=stop or threading.Event())
 
 
 def _resolve(base_dir: Path, folder: str) -> Path:
