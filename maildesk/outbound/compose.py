@@ -101,7 +101,7 @@ def compose(
     if refs:
         msg["References"] = " ".join(f"<{r}>" for r in refs)
     if envelope.automatic:
-        msg["Auto-Submitted"] = "auto-replied" if kind == "ack" else "auto-generated"
+        msg["Auto-Submitted"] = "auto-replied" if kind in ("ack", "oversize_notice") else "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
         msg["Precedence"] = "auto_reply" if kind == "ack" else "bulk"
     if envelope.loop_marker:
