@@ -129,6 +129,8 @@ class Settings:
     metrics_listen: tuple[str, int] | None = None  # ("127.0.0.1", 9464)
     log_format: str = "text"  # text | json
     digest_at: str = "09:00"  # local time of the daily on-call digest
+    max_mail_size: int = 25 * 1024 * 1024  # bytes; larger mails are not parsed (quarantined, sender told)
+    oversize: str = "keep"  # keep: store the whole mail raw | headers: store its headers, leave it on the server
     lifecycle: LifecycleSettings = field(default_factory=lambda: LifecycleSettings())
 
 
@@ -168,6 +170,32 @@ class _Reader:
     def unknown(self, data: dict[str, Any], table: str | None, allowed: set[str], index: int = 0) -> None:
         for key in sorted(set(data) - allowed):
             self.problem(table, key, f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})", index)
+
+
+OVERSIZE_MODES = ("keep", "headers")
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024 ** 2, "mb": 1024 ** 2, "g": 1024 ** 3,
+               "gb": 1024 ** 3}
+
+
+def parse_size(value: object) -> int:
+    """``26214400``, ``"25MB"``, ``"512 kB"`` → bytes (binary units, as mail clients show sizes)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?[bB]?)\s*", value)):
+        size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    else:
+        raise ValueError(f"expected a size like 25MB or a number of bytes, got {value!r}")
+    if not 64 * 1024 <= size <= 2 * 1024 ** 3:
+        raise ValueError(f"must be between 64kB and 2GB, got {value!r}")
+    return size
+
+
+def _size(r: _Reader, data: dict[str, Any], table: str, key: str, default: str) -> int:
+    try:
+        return parse_size(data.get(key, default))
+    except ValueError as exc:
+        r.problem(table, key, str(exc))
+        return parse_size(default)
 
 
 _SERVER_KEYS = {"host", "port", "security", "user", "password_env", "timeout", "ca_file", "auth", "token_env",
@@ -258,7 +286,7 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     desk = _table(r, data, "desk")
     r.unknown(desk, "desk", {"support_address", "support_name", "timezone", "locale", "rules_dir",
                              "templates_dir", "bounce_address", "message_id_domain", "own_addresses",
-                             "ack_limit_per_hour", "admins", "digest_at"})
+                             "ack_limit_per_hour", "admins", "digest_at", "max_mail_size", "oversize"})
     support = r.get(desk, "desk", "support_address", str) or ""
     _check_address(r, "desk", "support_address", support)
     timezone = r.get(desk, "desk", "timezone", str, "Asia/Shanghai")
@@ -281,6 +309,10 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
     ack_limit = r.get(desk, "desk", "ack_limit_per_hour", int, 5)
     if ack_limit is not None and ack_limit < 0:
         r.problem("desk", "ack_limit_per_hour", f"must be 0 or more, got {ack_limit}")
+    max_mail_size = _size(r, desk, "desk", "max_mail_size", "25MB")
+    oversize = r.get(desk, "desk", "oversize", str, "keep")
+    if oversize not in OVERSIZE_MODES:
+        r.problem("desk", "oversize", f"must be one of {', '.join(OVERSIZE_MODES)}, got {oversize!r}")
     database = _table(r, data, "database")
     r.unknown(database, "database", {"url"})
     outbound = _table(r, data, "smtp")
@@ -325,6 +357,8 @@ def parse_settings(text: str, path: str = "maildesk.toml") -> Settings:
         ack_limit_per_hour=ack_limit if ack_limit is not None else 5,
         admins=tuple(a for a in admins if isinstance(a, str)),
         digest_at=digest_at or "09:00",
+        max_mail_size=max_mail_size,
+        oversize=oversize if oversize in OVERSIZE_MODES else "keep",
     )
 
 

@@ -26,6 +26,7 @@ from maildesk.errors import AuthenticationError, FetchError
 log = logging.getLogger(__name__)
 
 _FETCH_PARTS = "(UID RFC822.SIZE BODY.PEEK[])"
+_HEADER_PARTS = "(UID RFC822.SIZE BODY.PEEK[HEADER])"
 _UID_RE = re.compile(rb"UID (\d+)")
 _SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
 _IMAP_ERRORS = (ImapToolsError, imaplib.IMAP4.error, OSError, socket.timeout, ssl.SSLError, EOFError)
@@ -35,6 +36,11 @@ _IMAP_ERRORS = (ImapToolsError, imaplib.IMAP4.error, OSError, socket.timeout, ss
 class FetchedMail:
     uid: int
     raw: bytes
+    size: int | None = None  # the server's RFC822.SIZE when only the headers were fetched
+
+    @property
+    def headers_only(self) -> bool:
+        return self.size is not None and self.size > len(self.raw)
 
 
 def ssl_context(ca_file: str | None) -> ssl.SSLContext:
@@ -141,29 +147,53 @@ class ImapSource:
         except _IMAP_ERRORS as exc:
             raise FetchError(f"{self.label}: SEARCH failed: {_describe(exc)}") from None
 
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """RFC822.SIZE of each of ``uids`` still there, without fetching any body."""
+        if not uids:
+            return {}
+        found: dict[int, int] = {}
+        for item in self._uid_fetch(uids, "(UID RFC822.SIZE)"):
+            line = item[0] if isinstance(item, tuple) else item
+            if not isinstance(line, bytes):
+                continue
+            uid, size = _UID_RE.search(line), _SIZE_RE.search(line)
+            if uid is not None and size is not None:
+                found[int(uid.group(1))] = int(size.group(1))
+        return found
+
     def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMail]:
         """Raw bytes of ``uids``, checked against the size the server announced."""
+        for uid, size, raw in self._literals(uids, _FETCH_PARTS):
+            if size is not None and size != len(raw):
+                raise FetchError(f"{self.label}: UID {uid} arrived with {len(raw)} of {size} bytes")
+            yield FetchedMail(uid, raw)
+
+    def fetch_headers(self, uids: Sequence[int]) -> Iterator[FetchedMail]:
+        """Only the header block of each of ``uids`` (for mails too big to take), with the full size."""
+        for uid, size, raw in self._literals(uids, _HEADER_PARTS):
+            if size is None:
+                raise FetchError(f"{self.label}: UID {uid} came without its RFC822.SIZE")
+            yield FetchedMail(uid, raw, size=size)
+
+    def _literals(self, uids: Sequence[int], parts: str) -> Iterator[tuple[int, int | None, bytes]]:
+        for item in self._uid_fetch(uids, parts):
+            if not isinstance(item, tuple) or len(item) < 2:
+                continue
+            uid, size = _UID_RE.search(item[0]), _SIZE_RE.search(item[0])
+            if uid is not None:
+                yield int(uid.group(1)), int(size.group(1)) if size else None, item[1]
+
+    def _uid_fetch(self, uids: Sequence[int], parts: str) -> list[object]:
         if not uids:
-            return
+            return []
         uid_set = ",".join(str(int(uid)) for uid in uids)
         try:
-            status, data = self.box.client.uid("FETCH", uid_set, _FETCH_PARTS)
+            status, data = self.box.client.uid("FETCH", uid_set, parts)
         except _IMAP_ERRORS as exc:
             raise FetchError(f"{self.label}: FETCH failed: {_describe(exc)}") from None
         if status != "OK":
             raise FetchError(f"{self.label}: FETCH answered {status}")
-        for item in data:
-            if not isinstance(item, tuple) or len(item) < 2:
-                continue
-            header, raw = item[0], item[1]
-            uid, size = _UID_RE.search(header), _SIZE_RE.search(header)
-            if uid is None:
-                continue
-            if size is not None and int(size.group(1)) != len(raw):
-                raise FetchError(
-                    f"{self.label}: UID {uid.group(1)} arrived with {len(raw)} of {size.group(1)} bytes"
-                )
-            yield FetchedMail(int(uid.group(1)), raw)
+        return list(data)
 
     def mark_done(self, uids: Sequence[int]) -> None:
         if not uids:

@@ -96,7 +96,7 @@ class MailboxPoller:
             with transaction(self.sessions) as session:
                 stored_before = queries.known_uids(session, self.settings.name, uidvalidity, batch)
             new = [uid for uid in batch if uid not in stored_before]
-            stored = self.runner.store_fetched(self.settings.name, uidvalidity, source.fetch(new))
+            stored = self._store(source, uidvalidity, new)
             crashpoint("raw_committed")
             missing = set(new) - set(stored)
             if missing:
@@ -108,6 +108,25 @@ class MailboxPoller:
         if fetched:
             log.info("%s: stored %d new mails (%d were stored before)", source.label, fetched, known)
         return PollReport(fetched=fetched, already_stored=known)
+
+    def _store(self, source: ImapSource, uidvalidity: int, uids: list[int]) -> list[int]:
+        """Fetch and commit ``uids``; a mail over the size limit comes alone, or only its headers do."""
+        if not uids:
+            return []
+        desk = self.runner.settings
+        sizes = source.sizes(uids)
+        big = [uid for uid in uids if sizes.get(uid, 0) > desk.max_mail_size]
+        if not big:  # the usual case: one bulk FETCH
+            return self.runner.store_fetched(self.settings.name, uidvalidity, source.fetch(uids))
+        log.warning("%s: %d mails over the %d-byte limit (UIDs %s); %s", source.label, len(big),
+                    desk.max_mail_size, big[:20], "keeping their headers only" if desk.oversize == "headers"
+                    else "fetching them one at a time")
+        small = [uid for uid in uids if uid not in big]
+        stored = self.runner.store_fetched(self.settings.name, uidvalidity, source.fetch(small))
+        for uid in big:  # one at a time, so a batch of them never sits in memory together
+            fetched = source.fetch_headers([uid]) if desk.oversize == "headers" else source.fetch([uid])
+            stored += self.runner.store_fetched(self.settings.name, uidvalidity, fetched)
+        return sorted(stored)
 
     def _connected(self) -> ImapSource:
         if self._source is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from maildesk.config import Settings
 from maildesk.domain import AppendTo, AutoKind, Automatic, Clock, NewTicket, ParsedMail, Priority
@@ -61,6 +62,8 @@ class MailRouter:
         self.lifecycle = lifecycle_policy or lifecycle_from(settings)
 
     def apply(self, session: Session, raw: RawMail) -> Outcome:
+        if raw.size > self.settings.max_mail_size or raw.size > len(raw.raw):
+            return self._oversize(session, raw)
         mail = parse_mail(raw.raw)
         outcome = self._route(session, raw, mail)
         limits = [d for d in mail.defects if d.startswith("limit:")]
@@ -118,6 +121,36 @@ class MailRouter:
                             support_address=self.settings.support_address)
 
     # -- routes -----------------------------------------------------------------------------------
+
+    def _oversize(self, session: Session, raw: RawMail) -> Outcome:
+        """Too big to parse: kept in quarantine as it came, the sender told once a day, its ticket noted."""
+        now_at = self.clock.now()
+        limit = self.settings.max_mail_size
+        mail = parse_mail(_header_block(raw.raw))  # who sent it and what it answers; the body is never read
+        kept = "kept raw, not parsed" if raw.size <= len(raw.raw) else \
+            "only its headers were kept: the mail itself stays on the mail server, marked done"
+        reason = f"oversize: {_megabytes(raw.size)} is over the {_megabytes(limit)} limit; {kept}"
+        decision = thread.decide(mail, queries.find_candidates(session, thread.lookup_keys(mail)),
+                                 sender_is_agent=False)
+        ticket_id = decision.ticket_id if isinstance(decision, AppendTo) and not decision.outsider else None
+        told = self._tell_oversize(session, mail, raw.size, now_at)
+        service.record_event(session, ticket_id, "mail_oversize", _sender(mail), now_at, raw_mail_id=raw.id,
+                             size=raw.size, limit=limit, subject=mail.subject[:200], sender_told=told)
+        log.warning("raw mail %s from %s quarantined: %s", raw.id, _sender(mail), reason)
+        raw.status, raw.ticket_id, raw.processed_at, raw.reason = "quarantined", ticket_id, now_at, reason
+        return Outcome("quarantined", raw.id, reason=reason)
+
+    def _tell_oversize(self, session: Session, mail: ParsedMail, size: int, now_at: datetime) -> bool:
+        """One notice per sender and local day, never to automatic mail or an address that bounced."""
+        if isinstance(self._assess(session, mail), Automatic) or self._why_no_ack(session, mail, False, now_at):
+            return False
+        assert mail.from_addr is not None
+        day = now_at.astimezone(ZoneInfo(self.settings.timezone)).date().isoformat()
+        return self.notifier.send(
+            session, None, kind="oversize_notice", to=[(mail.from_addr.name or "", mail.from_addr.addr)],
+            context={"subject": mail.subject, "size": _megabytes(size),
+                     "limit": _megabytes(self.settings.max_mail_size)},
+            key=f"oversize:{mail.from_addr.key}:{day}")
 
     def _kb_edit(self, session: Session, raw: RawMail, mail: ParsedMail, number: str, agent: str,
                  now_at: datetime) -> Outcome:
@@ -308,6 +341,16 @@ def lifecycle_from(settings: Settings) -> lifecycle.LifecyclePolicy:
         warn_share=own.warn_share, pending_reminder_after=own.pending_reminder_after,
         pending_reminder_max=own.pending_reminder_max, auto_close_after=own.auto_close_after,
         reopen_window=own.reopen_window)
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The header block of a raw mail (all of it when there is no body)."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return raw[:min(ends) + 2] if ends else raw
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB"
 
 
 def _sender(mail: ParsedMail) -> str:

@@ -166,7 +166,7 @@ def _raw_values(mailbox: str, uidvalidity: int, mail: FetchedMail, now_at: datet
         "uid": mail.uid,
         "message_id": _quick_message_id(mail.raw),
         "sha256": hashlib.sha256(mail.raw).hexdigest(),
-        "size": len(mail.raw),
+        "size": mail.size if mail.size is not None else len(mail.raw),
         "raw": mail.raw,
         "fetched_at": now_at,
         "status": "pending",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from datetime import UTC, datetime
@@ -19,8 +20,11 @@ ADMIN = "admin@desk.test"
 
 def write_config(tmp: Path, *, imap_host: str, imap_port: int, imap_user: str, smtp_host: str, smtp_port: int,
                  database_url: str | None = None, batch_size: int = 200, poll_interval: str = "1s",
-                 idle: bool = True, done_action: str = "move") -> Path:
-    """A complete config folder (maildesk.toml + the shipped rule files) for one test desk."""
+                 idle: bool = True, done_action: str = "move", desk: dict[str, str | int] | None = None) -> Path:
+    """A complete config folder (maildesk.toml + the shipped rule files) for one test desk.
+
+    ``desk`` adds keys to ``[desk]`` (strings are quoted), e.g. ``{"max_mail_size": "1MB"}``.
+    """
     config = tmp / "config"
     config.mkdir(parents=True, exist_ok=True)
     for name in ("rules.toml", "sla.toml", "groups.toml", "agents.toml"):
@@ -36,6 +40,7 @@ def write_config(tmp: Path, *, imap_host: str, imap_port: int, imap_user: str, s
         rules_dir = "{config}"
         templates_dir = "{ROOT / 'templates'}"
 
+        {{desk_extra}}
         [database]
         url = "{url}"
 
@@ -58,7 +63,8 @@ def write_config(tmp: Path, *, imap_host: str, imap_port: int, imap_user: str, s
         security = "none"
         timeout = "10s"
         interval = "1s"
-    """), encoding="utf-8")
+    """).replace("{desk_extra}", "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n"
+                                         for k, v in (desk or {}).items())), encoding="utf-8")
     return config / "maildesk.toml"
 
 

@@ -82,9 +82,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
                    "assignee_name": "张工"},
     "reopened_notice": {"number": NUMBER, "subject": "VPN连接中断", "reason": "用户回复问题仍未解决",
                         "text": "还没解决，今天又断了三次"},
+    "oversize_notice": {"subject": "系统日志和内存转储 <附件>", "size": "31.4 MB", "limit": "25.0 MB"},
 }
 KINDS = tuple(SAMPLES)
-NOT_TICKET_MAIL = {"oncall_digest", "impostor_notice"}
+NOT_TICKET_MAIL = {"oncall_digest", "impostor_notice", "oversize_notice"}
 TRUSTED_FIELDS = {"priority", "status", "category", "deadline", "value", "mailto", "survey_token", "number"}
 _DOC_LIST = r"\s*([a-z_]+(?:\s*,\s*[a-z_]+)*)"
 
