@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
-from imap_tools.errors import ImapToolsError, MailboxLoginError
+from imap_tools.errors import ImapToolsError, MailboxLoginError, MailboxStarttlsError
 
 from maildesk.config import MailboxSettings
 from maildesk.errors import AuthenticationError, FetchError
@@ -91,6 +91,9 @@ class ImapSource:
             else:
                 box = MailBoxUnencrypted(server.host, server.port, timeout=timeout)
         except _IMAP_ERRORS as exc:
+            if server.security == "starttls" and _is_starttls_refusal(exc):
+                raise FetchError(f"{self.label}: STARTTLS failed (not offered or refused by the server, or "
+                                 f"stripped on the way), so no login in clear text: {_describe(exc)}") from None
             raise FetchError(f"{self.label}: cannot connect: {_describe(exc)}") from None
         try:
             secret = self._credential() or ""
@@ -255,6 +258,12 @@ def _quietly_close(box: MailBox | MailBoxStartTls | MailBoxUnencrypted) -> None:
             box.client.shutdown()
         except Exception:  # noqa: BLE001
             log.debug("closing IMAP connection failed", exc_info=True)
+
+
+def _is_starttls_refusal(exc: BaseException) -> bool:
+    """imaplib's "TLS not supported by server" (no STARTTLS capability) or a NO/BAD answer to STARTTLS."""
+    return isinstance(exc, MailboxStarttlsError) or (
+        isinstance(exc, imaplib.IMAP4.error) and "TLS" in str(exc))
 
 
 def _describe(exc: BaseException) -> str:
