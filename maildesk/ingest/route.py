@@ -24,7 +24,7 @@ from maildesk.ingest.requester_mail import RequesterMail
 from maildesk.kb import mail as kb_mail
 from maildesk.kb import service as kb_service
 from maildesk.outbound.compose import is_own_message_id, safe_address
-from maildesk.outbound.notices import AckFacts, AckSuggestion, build_ack
+from maildesk.outbound.notices import AckFacts, AckSuggestion, build_ack, build_admin_alert
 from maildesk.outbound.notifier import SECRET_NAME, Notifier
 from maildesk.outbound.ticket_mail import REPLY_TOKEN_SECRET, TicketMail, reply_token
 from maildesk.rules.agents import choose_assignee
@@ -39,6 +39,10 @@ from maildesk.tickets import lifecycle, service
 log = logging.getLogger(__name__)
 
 SUPPRESS_AFTER_BOUNCE = timedelta(days=60)
+# An outsider naming ticket numbers not theirs (someone else's, or none) is throttled after this many a day.
+GUESS_LIMIT = 5
+GUESS_WINDOW = timedelta(hours=24)
+GUESS_KINDS = ("outsider_mail", "unknown_ticket_tag", "guess_throttled")
 DONE = {"new-ticket", "appended", "outsider", "automatic", "agent"}
 
 
@@ -98,6 +102,12 @@ class MailRouter:
         decision = thread.decide(mail, queries.find_candidates(session, keys), sender_is_agent=check.is_agent)
         if isinstance(verdict, Automatic):
             return self._automatic(session, raw, mail, dedup_key, decision, verdict, now_at)
+        guess = None if check.is_agent else _foreign_number(decision, keys.ticket_ref)
+        if guess and self._guessing(session, mail, guess, now_at):
+            return self._throttled(session, raw, mail, guess, now_at)
+        if guess and isinstance(decision, NewTicket):
+            service.record_event(session, None, "unknown_ticket_tag", _sender(mail), now_at, number=guess,
+                                 raw_mail_id=raw.id, flagged=True)
         if check.claimed:
             self._impostor(session, mail, check, decision, mails, dedup_key, now_at)
         if isinstance(decision, AppendTo) and check.is_agent and check.address:
@@ -138,6 +148,27 @@ class MailRouter:
                              size=raw.size, limit=limit, subject=mail.subject[:200], sender_told=told)
         log.warning("raw mail %s from %s quarantined: %s", raw.id, _sender(mail), reason)
         raw.status, raw.ticket_id, raw.processed_at, raw.reason = "quarantined", ticket_id, now_at, reason
+        return Outcome("quarantined", raw.id, reason=reason)
+
+    def _guessing(self, session: Session, mail: ParsedMail, number: str, now_at: datetime) -> bool:
+        """Has this sender already named ``GUESS_LIMIT`` ticket numbers not theirs within ``GUESS_WINDOW``?"""
+        return queries.events_by_actor_since(session, GUESS_KINDS, _sender(mail),
+                                             now_at - GUESS_WINDOW) >= GUESS_LIMIT
+
+    def _throttled(self, session: Session, raw: RawMail, mail: ParsedMail, number: str, now_at: datetime) -> Outcome:
+        """Ticket-number guessing: the mail goes nowhere near a ticket, the admins hear of it once a day."""
+        sender = _sender(mail)
+        reason = (f"throttled: {sender} wrote about more than {GUESS_LIMIT} ticket numbers that are not theirs "
+                  f"within {GUESS_WINDOW.total_seconds() / 3600:.0f} h (this one: {number})")
+        service.record_event(session, None, "guess_throttled", sender, now_at, number=number, raw_mail_id=raw.id,
+                             flagged=True)
+        day = now_at.astimezone(ZoneInfo(self.settings.timezone)).date().isoformat()
+        queue_admin_alert(session, self.notifier, self.settings, problem="可能在猜测工单号 / possible ticket-number "
+                          "guessing", detail=f"{reason}. Their further mails of this kind are held in quarantine "
+                          "(maildesk quarantine list); nothing was added to any ticket and nothing was answered.",
+                          key=f"guessing:{mail.from_addr.key if mail.from_addr else sender}:{day}", now_at=now_at)
+        log.warning("raw mail %s quarantined: %s", raw.id, reason)
+        raw.status, raw.processed_at, raw.reason = "quarantined", now_at, reason
         return Outcome("quarantined", raw.id, reason=reason)
 
     def _tell_oversize(self, session: Session, mail: ParsedMail, size: int, now_at: datetime) -> bool:
@@ -332,6 +363,29 @@ class MailRouter:
         raw.status = "done" if status in DONE else status
         raw.ticket_id, raw.processed_at, raw.reason = ticket_id, now_at, reason[:2000]
         return Outcome(status, raw.id, ticket, reason)
+
+
+def queue_admin_alert(session: Session, notifier: Notifier, settings: Settings, *, problem: str, detail: str,
+                      key: str, now_at: datetime) -> bool:
+    """Queue a mail to the admins about ``problem``, once per ``key``, in the caller's transaction."""
+    if not settings.admins:
+        log.error("ADMIN ALERT (no admins configured): %s: %s", problem, detail)
+        return False
+    dedup_key = f"alert:{key}"
+    if queries.outbox_by_dedup_key(session, dedup_key) is not None:
+        return False
+    alert = build_admin_alert(notifier.templates, notifier.desk(session), settings.admins, problem=problem,
+                              detail=detail, dedup_key=dedup_key, now_at=now_at)
+    service.enqueue(session, None, alert, now_at)
+    log.error("admin alert sent to %s: %s", ", ".join(settings.admins), problem)
+    return True
+
+
+def _foreign_number(decision: AppendTo | NewTicket, tagged: str | None) -> str | None:
+    """The ticket number a mail names that is not its sender's: someone else's, or none at all."""
+    if isinstance(decision, AppendTo):
+        return decision.number if decision.outsider else None
+    return tagged  # a tag that matched no ticket
 
 
 def lifecycle_from(settings: Settings) -> lifecycle.LifecyclePolicy:

@@ -27,8 +27,7 @@ from maildesk.domain import Clock
 from maildesk.errors import StoreUnavailableError
 from maildesk.faults import crashpoint
 from maildesk.ingest.imap import FetchedMail
-from maildesk.ingest.route import MailRouter, Outcome
-from maildesk.outbound.notices import build_admin_alert
+from maildesk.ingest.route import MailRouter, Outcome, queue_admin_alert
 from maildesk.outbound.notifier import Notifier
 from maildesk.outbound.ticket_mail import TicketMail
 from maildesk.rules.policy import RulesPolicy
@@ -125,19 +124,9 @@ class IngestRunner:
 
     def alert_admins(self, problem: str, detail: str, key: str) -> bool:
         """Mail the admins about ``problem`` once per ``key`` (e.g. per mailbox and day)."""
-        if not self.settings.admins:
-            log.error("ADMIN ALERT (no admins configured): %s: %s", problem, detail)
-            return False
-        now_at = self.clock.now()
-        dedup_key = f"alert:{key}"
         with transaction(self.sessions) as session:
-            if queries.outbox_by_dedup_key(session, dedup_key) is not None:
-                return False
-            alert = build_admin_alert(self.templates, self.notifier.desk(session), self.settings.admins, problem=problem,
-                                      detail=detail, dedup_key=dedup_key, now_at=now_at)
-            service.enqueue(session, None, alert, now_at)
-        log.error("admin alert sent to %s: %s", ", ".join(self.settings.admins), problem)
-        return True
+            return queue_admin_alert(session, self.notifier, self.settings, problem=problem, detail=detail, key=key,
+                                     now_at=self.clock.now())
 
     def _record_failure(self, raw_id: int, exc: Exception) -> Outcome:
         now_at = self.clock.now()

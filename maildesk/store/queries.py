@@ -153,6 +153,12 @@ def acks_sent_since(session: Session, recipient_key: str, since_at: datetime) ->
     )
 
 
+def events_by_actor_since(session: Session, kinds: tuple[str, ...], actor: str, since_at: datetime) -> int:
+    """How many events of ``kinds`` ``actor`` caused since ``since_at`` (for rare kinds: the kind index)."""
+    return int(session.scalar(select(func.count(Event.id)).where(
+        Event.kind.in_(kinds), Event.actor == actor, Event.at >= since_at)) or 0)
+
+
 def get_or_create_secret(session: Session, name: str) -> str:
     """A random secret generated once per installation and kept in the database."""
     value = session.scalar(select(Secret.value).where(Secret.name == name))
