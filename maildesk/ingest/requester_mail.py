@@ -38,6 +38,10 @@ class RequesterMail:
 
     def reaction(self, ticket: Ticket, parsed: ParsedMail, at: datetime) -> lifecycle.Reaction:
         text = parsed.reply_text or parsed.body_text
+        found = survey.find_survey_token(parsed.subject) or survey.find_survey_token(parsed.body_text)
+        if found is not None and found[0] == ticket.number:
+            # A survey answer rates this ticket even after it closed; it never reopens it or opens another.
+            return lifecycle.Reaction(None, False, False, True, "an answer to this ticket's satisfaction survey")
         return lifecycle.after_requester_mail(
             TicketStatus(ticket.status), resolved_at=ticket.resolved_at, now_at=at, policy=self.policy,
             text_says_not_solved=says_not_solved(text), text_is_short_thanks=is_short_thanks(text),

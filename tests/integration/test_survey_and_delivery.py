@@ -84,6 +84,26 @@ def test_a_requester_rates_from_a_mail_client_and_the_rating_is_stored(tmp_path,
     assert [m.rcpt_tos for m in smtp_sink.received if kind_of(m) == "rating_thanks"] == [("li.na@corp.test",)]
 
 
+def test_a_survey_answer_after_auto_close_rates_the_closed_ticket(tmp_path, imap_account, smtp_sink,
+                                                                  monkeypatch) -> None:  # noqa: ANN001
+    from maildesk.domain import TicketStatus
+    from maildesk.tickets import service
+
+    desk = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
+    number, notice = _resolved_ticket(desk, imap_account, smtp_sink, "li.na@corp.test")
+    with desk.sessions() as session, session.begin():
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+        service.change_status(session, ticket, TicketStatus.CLOSED, "maildesk", desk.clock.now(),
+                              why="auto-close after 3 days without an answer")
+    imap_account.append(_reply_quoting("li.na@corp.test", notice, "一般，等得有点久"))
+    _cycle(desk)
+    with desk.sessions() as session:
+        tickets = session.scalars(select(Ticket)).all()
+    assert [(t.number, t.status, t.satisfaction) for t in tickets] == [(number, "closed", "neutral")]
+    assert [m.rcpt_tos for m in smtp_sink.received if kind_of(m) == "rating_thanks"] == [("li.na@corp.test",)]
+    assert not [m for m in smtp_sink.received if kind_of(m) == "ack" and m.rcpt_tos == ("li.na@corp.test",)][1:]
+
+
 def test_a_forged_answer_quoting_another_tickets_number_is_rejected(tmp_path, imap_account, smtp_sink,
                                                                     monkeypatch) -> None:  # noqa: ANN001
     desk = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
