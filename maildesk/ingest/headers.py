@@ -71,21 +71,28 @@ def _decode_name(raw: str) -> str:
     return text.strip().strip('"').strip()
 
 
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
 def _one_address(piece: str) -> Address | None:
     """Address of one list element, or None when its shape is ambiguous."""
     piece = re.sub(r"^[^<\"]*:", "", piece.strip()).strip()  # "group:" prefix
-    if piece.count("<") > 1 or piece.count(">") > 1 or piece.count("<") != piece.count(">"):
+    # Brackets inside a quoted display name are text ('"<b>Li</b>" <li@x>'): count and cut outside quotes only.
+    masked = _QUOTED.sub(lambda m: "_" * len(m.group()), piece)
+    if masked.count("<") > 1 or masked.count(">") > 1 or masked.count("<") != masked.count(">"):
         return None
-    if "<" in piece:
-        name, _, rest = piece.partition("<")
-        addr, _, tail = rest.partition(">")
+    if "<" in masked:
+        start, end = masked.index("<"), masked.index(">")
+        if end < start:
+            return None
+        name, addr, tail = piece[:start], piece[start + 1:end], piece[end + 1:]
         if re.sub(r"\([^()]*\)", "", tail).strip():
             return None  # text after the address: "a <x@y> b@z"
     else:
         comments = re.findall(r"\(([^()]*)\)", piece)
         addr, name = re.sub(r"\([^()]*\)", "", piece), " ".join(comments)
     addr = addr.strip()
-    outside_quotes = re.sub(r'"(?:[^"\\]|\\.)*"', "", name)
+    outside_quotes = _QUOTED.sub("", name)
     if not _ADDR.fullmatch(addr) or outside_quotes.count("(") != outside_quotes.count(")"):
         return None
     local, _, domain = addr.rpartition("@")

@@ -184,8 +184,6 @@ def test_xss_vectors_from_mail_never_become_active_html(tmp_path, imap_account, 
     assert counts["agent_reply"] >= 2
 
 
-@pytest.mark.xfail(strict=True, reason="ingest.headers._one_address counts '<' inside a quoted display name: "
-                   "the sender is lost, the ticket's requester becomes unknown@invalid and gets no ack")
 def test_a_quoted_display_name_holding_angle_brackets_keeps_its_sender() -> None:
     from maildesk.ingest.headers import parse_addresses
 
