@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 RULES_FILE, SLA_FILE, GROUPS_FILE, AGENTS_FILE = "rules.toml", "sla.toml", "groups.toml", "agents.toml"
 CONFIG_FILES = (RULES_FILE, SLA_FILE, GROUPS_FILE, AGENTS_FILE)
 OPTIONAL_FILES = frozenset({AGENTS_FILE})  # a desk without agents.toml simply has no agent directory yet
+# The shipped rules.toml is 20 kB.  The cap bounds the parse: tomllib needs ~8 s and ~160 MB for 10⁶ keys.
+MAX_CONFIG_BYTES = 1024 * 1024
+IGNORED_SUFFIXES = (".yaml", ".yml", ".json")  # look like rule files, are never read: said once in the log
 
 
 @dataclass(frozen=True)
@@ -92,22 +95,44 @@ def load_config_dir(config_dir: Path) -> RuleConfig:
     """Read and build the configuration in ``config_dir``; ``ConfigError`` lists every problem of every file."""
     texts: dict[str, bytes] = {}
     problems: list[str] = []
+    for note in ignored_files(config_dir):
+        log.warning("%s", note)
     for name in CONFIG_FILES:
         try:
             texts[name] = read_config_file(config_dir, name)
         except OSError as exc:
             problems.append(f"{config_dir / name}:1: cannot read: {exc.strerror or exc}")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
     return build_config(config_dir, texts)
 
 
 def read_config_file(config_dir: Path, name: str) -> bytes:
-    """The bytes of one config file; an optional file that does not exist reads as empty."""
+    """The bytes of one config file; an optional file that does not exist reads as empty.
+
+    At most ``MAX_CONFIG_BYTES`` are read: a larger file is refused (``ConfigError``) before it is parsed.
+    """
     path = config_dir / name
     if name in OPTIONAL_FILES and not path.exists():
         return b""
-    return path.read_bytes()
+    with path.open("rb") as file:
+        data = file.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}:1: the file is larger than the limit of {MAX_CONFIG_BYTES} bytes "
+                           f"(MAX_CONFIG_BYTES) for a rule file; not loaded"])
+    return data
+
+
+def ignored_files(config_dir: Path) -> list[str]:
+    """A note for each YAML/JSON file in ``config_dir``: such files are never read, let alone executed."""
+    try:
+        found = sorted(p for p in config_dir.iterdir() if p.suffix.lower() in IGNORED_SUFFIXES)
+    except OSError:
+        return []
+    return [f"{path}: ignored: maildesk reads rules only from {', '.join(CONFIG_FILES)} "
+            f"(TOML); {path.suffix.lstrip('.').upper()} files are never loaded" for path in found]
 
 
 def build_config(config_dir: Path, texts: dict[str, bytes]) -> RuleConfig:
@@ -223,6 +248,9 @@ class RuleWatcher:
     def __init__(self, config_dir: Path, clock: Clock | None = None) -> None:
         self.config_dir = config_dir
         self._clock = clock
+        self._ignored = ignored_files(config_dir)
+        for note in self._ignored:
+            log.warning("%s", note)
         texts, self._stamp = self._read()
         self.current: RuleConfig = build_config(config_dir, texts)
         self.problems: list[str] = []
@@ -239,6 +267,10 @@ class RuleWatcher:
 
     def check(self) -> list[str]:
         """Reload if any file changed since the last look; keep the last good config on error."""
+        ignored = ignored_files(self.config_dir)
+        for note in (n for n in ignored if n not in self._ignored):
+            log.warning("%s", note)
+        self._ignored = ignored
         try:
             texts, stamp = self._read()
         except ConfigError as exc:

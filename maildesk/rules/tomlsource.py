@@ -20,6 +20,9 @@ _KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Z
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
 
+MAX_TOML_DEPTH = 32  # levels of tables, arrays and inline tables; the shipped files use 4
+MAX_TOML_VALUES = 100_000  # keys plus array items of one file; the shipped rules.toml has a few hundred
+
 Section = tuple[str, int | None]  # (dotted table name, occurrence of its array root)
 
 
@@ -102,9 +105,18 @@ class SourceMap:
 
 
 def load_toml(text: str, path: str, problems: list[str]) -> dict[str, Any] | None:
-    """Parse ``text``; on a syntax error append ``path:line: reason`` and return None."""
+    """Parse ``text``; on a syntax error or a limit hit append ``path:line: reason`` and return None.
+
+    Limits (the loader also caps the file size): ``MAX_TOML_DEPTH`` levels of tables and arrays and
+    ``MAX_TOML_VALUES`` keys plus array items in all.  tomllib recurses per level, so a deeper file is
+    reported here instead of escaping as ``RecursionError``.
+    """
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
+    except RecursionError:
+        problems.append(f"{path}:{_deep_line(text)}: TOML nested deeper than the limit of {MAX_TOML_DEPTH} "
+                        "levels (MAX_TOML_DEPTH); not loaded")
+        return None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         position = _TOML_POS.search(message)
@@ -115,6 +127,42 @@ def load_toml(text: str, path: str, problems: list[str]) -> dict[str, Any] | Non
             line = len(text.splitlines()) or 1
             problems.append(f"{path}:{line}: TOML syntax: {_TOML_END.sub('', message)}")
         return None
+    values, depth = _measure(data)
+    if depth > MAX_TOML_DEPTH:
+        problems.append(f"{path}:{_deep_line(text)}: TOML nested deeper than the limit of {MAX_TOML_DEPTH} "
+                        "levels (MAX_TOML_DEPTH); not loaded")
+        return None
+    if values > MAX_TOML_VALUES:
+        problems.append(f"{path}:1: {values} keys and list items, more than the limit of {MAX_TOML_VALUES} "
+                        "(MAX_TOML_VALUES); not loaded")
+        return None
+    return data
+
+
+def _measure(data: dict[str, Any]) -> tuple[int, int]:
+    """(keys + array items, deepest level) of parsed TOML, without recursion."""
+    values, deepest = 0, 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            values += 1
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return values, deepest
+
+
+def _deep_line(text: str) -> int:
+    """The first line where brackets and braces open deeper than ``MAX_TOML_DEPTH`` (a locator only)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for char in line:
+            depth += 1 if char in "[{" else -1 if char in "]}" else 0
+            if depth > MAX_TOML_DEPTH:
+                return number
+    return 1
 
 
 def unknown_keys(table: dict[str, Any], allowed: frozenset[str] | set[str]) -> list[str]:

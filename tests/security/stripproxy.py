@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+from contextlib import suppress
 from types import TracebackType
 
 _STARTTLS = re.compile(rb"STARTTLS", re.IGNORECASE)
@@ -46,10 +47,8 @@ class StripProxy:
     def stop(self) -> None:
         self._stopping = True
         for sock in [self._listener, *self._sockets]:
-            try:
+            with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         self._thread.join(5)
 
@@ -98,7 +97,5 @@ class StripProxy:
             pass
         finally:
             for sock in (source, target):
-                try:
+                with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
