@@ -16,13 +16,14 @@ import base64
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 NEW, REPLY, AUTO_REPLY, BOUNCE, HOSTILE = "new", "reply", "auto-reply", "bounce", "hostile"
-OUTCOMES = (NEW, REPLY, AUTO_REPLY, BOUNCE, HOSTILE)
+POISON = "poison"  # a new request whose parsing is made to raise (``with_poison``): quarantined after 3 attempts
+OUTCOMES = (NEW, REPLY, AUTO_REPLY, BOUNCE, HOSTILE, POISON)
 MIX = ((NEW, 0.60), (REPLY, 0.25), (AUTO_REPLY, 0.05), (BOUNCE, 0.05), (HOSTILE, 0.05))
 SUPPORT = "support@desk.test"
 HOSTILE_FAMILIES = ("nul-bytes", "huge-header", "broken-mime")
@@ -82,6 +83,21 @@ class Corpus:
         path.write_text(json.dumps({"version": 1, "seed": self.seed, "mails": mails}, ensure_ascii=False,
                                    indent=1), encoding="utf-8")
         return path
+
+
+def with_poison(corpus: Corpus, share: float) -> Corpus:
+    """The same mails with ``share`` of them turned poison: new requests nobody replies to, spread evenly.
+
+    Their bytes do not change; the daemon is told their Message-IDs (``launch.py``'s
+    ``MAILDESK_TEST_POISON_IDS``) and its parser raises on them, like F12's injected exception.
+    """
+    parents = {m.parent for m in corpus.mails if m.parent}
+    candidates = [m for m in corpus.mails if m.outcome == NEW and m.message_id not in parents]
+    count = max(1, round(share * len(corpus.mails)))
+    step = max(1, len(candidates) // count)
+    chosen = {m.message_id for m in candidates[::step][:count]}
+    return Corpus(corpus.seed, tuple(replace(m, outcome=POISON, family="injected-parse-failure", ack_due=False)
+                                     if m.message_id in chosen else m for m in corpus.mails))
 
 
 def load_manifest(path: Path) -> Corpus:
