@@ -9,7 +9,12 @@ the product), so poison is quarantined in seconds instead of 5.5 minutes.
 5 min in the product).  A daemon killed after claiming leaves its rows leased for that long (a product
 bug, see ``test_f2_crash_points.py::test_outbox_rows_claimed_by_a_killed_daemon_are_sent_soon_after_restart``);
 scenarios that measure loss and duplication under kills shorten it so they finish in minutes, while that one
-test keeps the product's value and fails until the bug is fixed.  Unset, this is exactly ``maildesk``.
+test keeps the product's value and fails until the bug is fixed.
+
+``MAILDESK_TEST_RULES_CHECK_S`` makes the daemon look at the rule files more often than every 5 s, so F2 can
+crash at the 7th and 23rd reload in reasonable time; ``MAILDESK_TEST_OUTBOX_BATCH`` makes the sender claim
+that many rows at a time instead of 50, so F2 passes ``outbox_claimed`` once per mail.  Unset, this is exactly
+``maildesk``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from typing import Any
 
 
 def main() -> None:
+    from maildesk import guard_startup
+
+    guard_startup()  # as ``python -m maildesk`` does: a SIGTERM during the imports below is a clean stop
     lease = os.environ.get("MAILDESK_TEST_OUTBOX_LEASE_S")
     if lease:
         from maildesk.outbound import sender
@@ -34,6 +42,19 @@ def main() -> None:
     poison = os.environ.get("MAILDESK_TEST_POISON_IDS")
     if poison:
         _poison_parser(Path(poison).read_text(encoding="utf-8").split())
+    rules_check = os.environ.get("MAILDESK_TEST_RULES_CHECK_S")
+    if rules_check:
+        from maildesk import daemon
+
+        daemon.RULES_CHECK_SECONDS = float(rules_check)
+    batch = os.environ.get("MAILDESK_TEST_OUTBOX_BATCH")
+    if batch:
+        from maildesk.outbound import sender
+
+        defaults = sender.OutboxSender.__init__.__kwdefaults__ or {}
+        if "batch_size" not in defaults:
+            raise SystemExit("launch.py: OutboxSender has no batch_size keyword any more; update the knob")
+        defaults["batch_size"] = int(batch)
     from maildesk.cli import main as cli
 
     cli()
