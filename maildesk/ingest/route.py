@@ -5,6 +5,10 @@ parse → duplicate? → automatic? (loops) → who wrote it (agent authenticati
 agent mail, outsider, requester reply, or a new ticket.  Runs inside the
 transaction the runner opened for this mail; everything it writes — ticket,
 message, events, outbox rows — commits together or not at all.
+
+Longer than our usual module: the intake guards (oversize mail, ticket-number
+guessing) sit here beside the routes on purpose, so every way a mail can go is
+read in one file, in the order it is decided.
 """
 
 from __future__ import annotations
