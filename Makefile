@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-deps test test-unit test-reliability lint demo bench bench-quick clean
+.PHONY: install system-deps test test-unit test-reliability test-soak lint demo bench bench-quick clean
 
 # Dovecot for the local mail stack; Chromium and CJK fonts to render and check the HTML reports.
 APT_PACKAGES := dovecot-imapd chromium fonts-noto-cjk
@@ -40,6 +40,13 @@ test-unit: install
 # The fault tests at full size (RELIABILITY.md): many more kills, crash hits and mails.
 test-reliability: install
 	MAILDESK_RELIABILITY_FULL=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/reliability
+
+# The chaos soak (F16): 2 mails/s with a random fault every 2-5 min; `make test-soak MAILDESK_SOAK_MINUTES=480`
+# for the nightly.  Skipped by the other targets.
+MAILDESK_SOAK_MINUTES ?= 60
+test-soak: install
+	MAILDESK_SOAK=1 MAILDESK_SOAK_MINUTES=$(MAILDESK_SOAK_MINUTES) $(VENV)/bin/pytest -q -s -p no:cacheprovider \
+	  -m soak tests/reliability/test_f16_soak.py
 
 demo: install
 	$(PY) -m devstack.demo

@@ -34,17 +34,21 @@ _LINES: list[str] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "reliability: a fault test of tests/reliability (RELIABILITY.md)")
+    config.addinivalue_line("markers", "soak(timeout): the chaos soak (F16), run by `make test-soak`; its own "
+                                       "deadline in seconds")
 
 
 @pytest.fixture(autouse=True)
 def _reliability_deadline(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail (not hang) a fault test that runs longer than MAILDESK_RELIABILITY_TIMEOUT seconds."""
+    """Fail (not hang) a fault test that runs longer than MAILDESK_RELIABILITY_TIMEOUT seconds (a soak: its own)."""
+    soak = request.node.get_closest_marker("soak")
+    timeout = float(soak.kwargs["timeout"]) if soak is not None and "timeout" in soak.kwargs else TIMEOUT
 
     def expire(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"{request.node.nodeid} ran longer than {TIMEOUT:.0f} s (MAILDESK_RELIABILITY_TIMEOUT)")
+        raise TimeoutError(f"{request.node.nodeid} ran longer than {timeout:.0f} s (MAILDESK_RELIABILITY_TIMEOUT)")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, TIMEOUT)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         yield
     finally:

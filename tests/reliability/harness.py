@@ -160,6 +160,20 @@ class DaemonProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
 
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmHWM (peak RSS) and VmRSS of a process in KiB, from /proc; empty when it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    found: dict[str, int] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name in ("VmHWM", "VmRSS"):
+            found[name] = int(value.split()[0])
+    return found
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.2, what: str = "") -> bool:
     """Poll ``predicate`` until true or ``timeout``; returns whether it became true."""
     deadline = time.monotonic() + timeout

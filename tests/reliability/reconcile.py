@@ -18,7 +18,9 @@ Counting rules:
   copies beyond the first, and ``ack_ids_differ`` counts requests acknowledged under two Message-IDs;
 - a *window event* is a kill that landed after the sink's 250 for a mail (less ``IN_FLIGHT``) and before the
   outbox row was marked sent (wall-clock times of the sink's log and of ``outbox.sent_at`` against the kill times the test
-  recorded), plus the cuts a test scripted itself (``extra_window_events``).
+  recorded), plus the cuts a test scripted itself (``extra_window_events``), plus each database outage (an
+  interval in ``outages``, F16's held SQLite lock) that overlaps the span from the 250 to ``sent_at``: the
+  daemon had the 250 but could not record it, so its lease runs out and the mail goes again.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def read_sink_log(path: Path | None) -> list[dict[str, object]]:
 
 def reconcile(scenario: str, corpus: Corpus, sessions: SessionFactory, sink_log: Path | None, *,
               kill_times: list[datetime] | None = None, extra_window_events: int = 0, logs: str = "",
-              via_pipe: bool = False, not_innocent: frozenset[str] = frozenset()) -> Reconciliation:
+              via_pipe: bool = False, not_innocent: frozenset[str] = frozenset(),
+              outages: list[tuple[datetime, datetime]] | None = None) -> Reconciliation:
     """Count everything the pass criteria need; nothing is asserted here (see :meth:`Reconciliation.check`)."""
     result = Reconciliation(scenario, corpus.seed)
     with sessions() as session:
@@ -114,7 +117,7 @@ def reconcile(scenario: str, corpus: Corpus, sessions: SessionFactory, sink_log:
     c["dup_messages"] = int(c["dup_messages"]) + sum(
         n - 1 for n in Counter(m.raw_mail_id for m in messages if m.raw_mail_id is not None).values() if n > 1)
     _count_acks(result, corpus, manifest, msgs_of, acks, read_sink_log(sink_log), kill_times or [],
-                extra_window_events)
+                extra_window_events, outages or [])
     delays = sorted((r.processed_at - r.fetched_at).total_seconds() for r in raws
                     if r.processed_at is not None and r.message_id in manifest
                     and manifest[r.message_id].outcome != HOSTILE and r.message_id not in not_innocent)
@@ -156,7 +159,7 @@ def _count_mails(result: Reconciliation, corpus: Corpus, raws_of: dict[str, list
 
 def _count_acks(result: Reconciliation, corpus: Corpus, manifest: dict[str, CorpusMail], msgs_of: dict[str, list],
                 acks: list, sink: list[dict[str, object]], kill_times: list[datetime],
-                extra_window_events: int) -> None:
+                extra_window_events: int, outages: list[tuple[datetime, datetime]]) -> None:
     request_of_ticket = {rows[0].ticket_id: mid for mid, rows in msgs_of.items()
                          if rows and rows[0].kind == "request"}
     ack_rows = {row.message_id: row for row in acks}
@@ -180,6 +183,7 @@ def _count_acks(result: Reconciliation, corpus: Corpus, manifest: dict[str, Corp
     for mid, times in received.items():
         first, sent_at = min(times), ack_rows[mid].sent_at
         window += sum(1 for k in kill_times if first - IN_FLIGHT <= k and (sent_at is None or k < sent_at))
+        window += sum(1 for begin, end in outages if end >= first - IN_FLIGHT and (sent_at is None or begin < sent_at))
     total = sum(len(times) for times in received.values())
     dups = [f"{mid} x{len(t)}" for mid, t in received.items() if len(t) > 1]
     if dups:

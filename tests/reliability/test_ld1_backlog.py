@@ -20,23 +20,13 @@ from sqlalchemy import func, select
 
 from maildesk.store.models import RawMail
 from tests.reliability.corpus import AUTO_REPLY, POISON, build_corpus, with_poison
-from tests.reliability.harness import FULL, DaemonProcess, progress, wait_until, write_desk
+from tests.reliability.harness import FULL, DaemonProcess, memory_kib, progress, wait_until, write_desk
 from tests.reliability.reconcile import reconcile
 
 SEED = 101
 MAILS = 10_000 if FULL else 300
 CHECKPOINT = 2_000 if FULL else MAILS // 5
 DRAIN_TIMEOUT = 3000 if FULL else 240
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    """VmHWM (peak RSS) and VmRSS of a process, in KiB, from /proc."""
-    found: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmHWM", "VmRSS"):
-            found[name] = int(value.split()[0])
-    return found
 
 
 def _processed(sessions) -> int:  # noqa: ANN001
