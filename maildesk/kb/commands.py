@@ -1,7 +1,7 @@
 """``maildesk kb``: make an article from a ticket by hand, list, show and export the knowledge base.
 
 Shell layer: reads the config, opens the store, reads the clock.  Registered in
-``cli.py`` with ``main.add_command(kb)``.
+``maildesk/cli/__init__.py`` with the other subcommands.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from maildesk.config import Settings
 from maildesk.errors import ConfigError
 from maildesk.kb.articles import to_markdown
 
-# The same default as maildesk.cli; cli.py imports this module, so it is not imported from there at load.
+# The same default as maildesk.cli.context; maildesk.cli imports this module, so it is not imported from
+# there at load.
 DEFAULT_CONFIG = "config/maildesk.toml"
 config_option = click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
                              help="Path of maildesk.toml.")
@@ -128,7 +129,7 @@ def _markdown(session: object, article: object, zone: ZoneInfo) -> str:
 
 
 def _load(config_path: str) -> tuple[Settings, Path]:
-    from maildesk.cli import load_settings
+    from maildesk.cli.context import load_settings
 
     try:
         return load_settings(config_path)
@@ -139,6 +140,6 @@ def _load(config_path: str) -> tuple[Settings, Path]:
 
 
 def _sessions(settings: Settings):  # noqa: ANN202 - the session factory import stays lazy
-    from maildesk.cli import _sessions as sessions
+    from maildesk.cli.context import open_sessions as sessions
 
     return sessions(settings)

@@ -1,7 +1,7 @@
 """``maildesk report``: the weekly or monthly report, printed, written to a file or queued as a mail.
 
 Shell layer: reads the config, opens the store, reads the clock, and calls
-``reports.build``.  Registered in ``cli.py`` with ``main.add_command(report)``.
+``reports.build``.  Registered in ``maildesk/cli/__init__.py`` with the other subcommands.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from maildesk.errors import ConfigError
 from maildesk.reports.periods import KINDS, between, last_full, local_dates
 from maildesk.reports.stats import Period
 
-# The same default as maildesk.cli; cli.py imports this module, so it is not imported from there at load.
+# The same default as maildesk.cli.context; maildesk.cli imports this module, so it is not imported from
+# there at load.
 DEFAULT_CONFIG = "config/maildesk.toml"
 
 
@@ -67,7 +68,7 @@ def report(config_path: str, kind: str, first: datetime | None, last: datetime |
 
 
 def _load(config_path: str) -> tuple[Settings, Path]:
-    from maildesk.cli import load_settings
+    from maildesk.cli.context import load_settings
 
     try:
         return load_settings(config_path)
@@ -81,7 +82,7 @@ def _run(settings: Settings, base: Path, period: Period, now_at: datetime, zone:
          output: str, locale: str, recipients: tuple[str, ...], again: bool) -> None:
     import jieba
 
-    from maildesk.cli import _sessions
+    from maildesk.cli.context import open_sessions
     from maildesk.daemon import template_environment
     from maildesk.outbound.notices import Desk
     from maildesk.outbound.notifier import SECRET_NAME
@@ -91,7 +92,7 @@ def _run(settings: Settings, base: Path, period: Period, now_at: datetime, zone:
 
     jieba.setLogLevel(logging.WARNING)
     env = template_environment(settings, base)
-    with transaction(_sessions(settings)) as session:
+    with transaction(open_sessions(settings)) as session:
         desk = Desk(settings.support_address, settings.support_name, settings.bounce_address,
                     settings.message_id_domain, queries.get_or_create_secret(session, SECRET_NAME),
                     settings.timezone, locale)
