@@ -71,7 +71,7 @@ def rules_test(config_path: str, mail: str, at_text: str | None, mailbox: str | 
         click.echo(f"tags {', '.join(c.tags)}")
     if c.suppress_ack or c.close:
         click.echo(f"acknowledgment {'suppressed' if c.suppress_ack else 'sent'}"
-                   f"{', answered with ' + c.reply_template + ' and closed' if c.close else ''}")
+                   f"{', answered with ' + (c.reply_template or '-') + ' and closed' if c.close else ''}")
     _echo_deadlines(decision.deadlines, zone)
 
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from maildesk.config import Settings
-from maildesk.domain import AppendTo, AutoKind, Automatic, Clock, NewTicket, ParsedMail, Priority
+from maildesk.domain import AppendTo, AutoKind, Automatic, Clock, NewTicket, OutboxMessage, ParsedMail, Priority
 from maildesk.ingest import loops, thread
 from maildesk.ingest.agent_mail import AgentMail
 from maildesk.ingest.authn import AgentCheck, verify_agent
@@ -346,7 +346,7 @@ class MailRouter:
         return None
 
     def _ack(self, session: Session, ticket: Ticket, mail: ParsedMail, policy: PolicyDecision, mails: TicketMail,
-             now_at: datetime) -> object:
+             now_at: datetime) -> OutboxMessage:
         assert mail.from_addr is not None
         found = kb_service.suggest(session, ticket.subject, mail.reply_text or mail.body_text)
         if found:
