@@ -19,7 +19,16 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from maildesk.config import Settings
-from maildesk.domain import AppendTo, AutoKind, Automatic, Clock, NewTicket, OutboxMessage, ParsedMail, Priority
+from maildesk.domain import (
+    AppendTo,
+    AutoKind,
+    Automatic,
+    Clock,
+    NewTicket,
+    OutboxMessage,
+    ParsedMail,
+    Priority,
+)
 from maildesk.ingest import loops, thread
 from maildesk.ingest.agent_mail import AgentMail
 from maildesk.ingest.authn import AgentCheck, verify_agent
