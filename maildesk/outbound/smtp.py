@@ -1,7 +1,9 @@
 """The SMTP edge: the only module that uses aiosmtplib.
 
-Sends finished mails over one connection per batch.  TLS is verified by
-default; ``starttls`` mode fails rather than continue in clear text.  Foreign
+Sends finished mails over one connection per batch, or, inside
+``with transport.connection():``, over one connection (and one event loop)
+for every batch of the block, checked with NOOP before each batch and opened
+again when it broke.  TLS is verified by default; ``starttls`` mode fails rather than continue in clear text.  Foreign
 exceptions leave as ``TemporaryDeliveryError`` (4xx, connection trouble,
 timeouts: retry) or ``PermanentDeliveryError`` (5xx: dead letter).
 """
@@ -11,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -43,6 +47,29 @@ class SmtpTransport:
     def __init__(self, settings: ServerSettings, password: str | None) -> None:
         self.settings = settings
         self._password = password
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # set inside ``connection()``
+        self._client: aiosmtplib.SMTP | None = None
+
+    @contextmanager
+    def connection(self) -> Iterator[None]:
+        """Batches sent inside the block share one event loop and one SMTP connection; QUIT at the end.
+
+        A new loop and a TLS handshake per 50 mails cost more than the mails; the connection is
+        still opened lazily, checked before each batch, and replaced after any failure.
+        """
+        with self._lock:
+            self._loop = asyncio.new_event_loop()
+        try:
+            yield
+        finally:
+            with self._lock:
+                loop, client, self._loop, self._client = self._loop, self._client, None, None
+                try:
+                    if client is not None:
+                        loop.run_until_complete(_quit(client))
+                finally:
+                    loop.close()
 
     def send_batch(self, mails: Sequence[Envelope],
                    on_result: Callable[[int, SendResult], None] | None = None) -> list[SendResult]:
@@ -51,13 +78,34 @@ class SmtpTransport:
         ``on_result(index, result)`` is called right after each mail's reply, so
         the caller can record a 250 before the next mail starts.
         """
-        return asyncio.run(self._send_batch(mails, on_result or (lambda _i, _r: None)))
+        with self._lock:
+            batch = self._send_batch(mails, on_result or (lambda _i, _r: None))
+            if self._loop is None:
+                return asyncio.run(batch)
+            return self._loop.run_until_complete(batch)
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        """The kept connection if it still answers NOOP, else a new one (kept when inside ``connection()``)."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                if client.is_connected:
+                    await client.noop()
+                    self._client = client
+                    return client
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                pass
+            client.close()
+        client = await self._connect()
+        if self._loop is not None:
+            self._client = client
+        return client
 
     async def _send_batch(self, mails: Sequence[Envelope],
                           on_result: Callable[[int, SendResult], None]) -> list[SendResult]:
         results: list[SendResult] = []
         try:
-            client = await self._connect()
+            client = await self._open()
         except DeliveryError as exc:
             results = [SendResult(error=exc) for _ in mails]
             for index, result in enumerate(results):
@@ -73,8 +121,14 @@ class SmtpTransport:
                         results.append(SendResult(error=result.error))
                         on_result(rest, results[-1])
                     break
-        finally:
+        except BaseException:
+            self._client = None  # a crash or a failing callback: this connection is not reused
             await _quit(client)
+            raise
+        if self._client is not client:
+            await _quit(client)
+        elif not client.is_connected:
+            self._client = None
         return results
 
     async def _connect(self) -> aiosmtplib.SMTP:

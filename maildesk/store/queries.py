@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -187,6 +187,26 @@ def claim_due_outbox(session: Session, now_at: datetime, limit: int, lease: time
     )
     stmt = select(Outbox).where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
     return _claim(session, stmt, now_at, lease, claimer)
+
+
+# Built once: a statement object keeps its compiled form and cache key, which matters at one per sent mail.
+_OUTBOX = cast(Table, Outbox.__table__)
+_MARK_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id"))
+              .values(status="sent", sent_at=bindparam("now_at", type_=_OUTBOX.c.sent_at.type),
+                      claimed_until=None, last_error=None, attempts=_OUTBOX.c.attempts + 1))
+_INSERT_EVENT = insert(cast(Table, Event.__table__))
+
+
+def mark_outbox_sent(session: Session, row_id: int, now_at: datetime) -> bool:
+    """Record a 250 for every recipient of an outbox row in one UPDATE; False when the row is gone."""
+    # Core on the session's connection: no ORM bookkeeping for a row we never loaded.
+    result = session.connection().execute(_MARK_SENT, {"row_id": row_id, "now_at": now_at})
+    return bool(result.rowcount)
+
+
+def insert_event(session: Session, values: dict[str, Any]) -> None:
+    """One audit event written now, without an ORM object (for paths that load no ticket)."""
+    session.connection().execute(_INSERT_EVENT, values)
 
 
 def claim_probe(session: Session, now_at: datetime, lease: timedelta, claimer: str = "") -> list[Outbox]:

@@ -34,6 +34,14 @@ def record_event(
     return event
 
 
+def record_event_at_once(
+    session: Session, ticket_id: int | None, what: str, actor: str, at: datetime, /, **data: Any
+) -> None:
+    """``record_event`` as one INSERT now, for hot paths that hold no ticket object (the outbox sender)."""
+    queries.insert_event(session, {"ticket_id": ticket_id, "kind": what, "actor": actor, "at": at,
+                                   "data": {"version": EVENT_VERSION, **data}})
+
+
 def open_ticket(
     session: Session,
     *,
