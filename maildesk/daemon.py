@@ -33,6 +33,7 @@ from maildesk.ingest.imap import Credential, ImapSource
 from maildesk.ingest.poller import MailboxPoller
 from maildesk.ingest.route import lifecycle_from
 from maildesk.ingest.runner import IngestRunner
+from maildesk.outbound.notifier import INSTALLATION_SECRETS
 from maildesk.outbound.render import build_environment
 from maildesk.outbound.sender import OutboxSender
 from maildesk.outbound.smtp import SmtpTransport
@@ -123,6 +124,9 @@ def build_desk(settings: Settings, base_dir: Path, clock: Clock | None = None,
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)
     sessions = make_session_factory(engine)
+    with transaction(sessions) as session:
+        for name in INSTALLATION_SECRETS:
+            queries.get_or_create_secret(session, name)
     policy = RulesPolicy.load(_resolve(base_dir, settings.rules_dir), clock)
     runner = IngestRunner(settings=settings, sessions=sessions, clock=clock, policy=policy,
                           templates=template_environment(settings, base_dir))

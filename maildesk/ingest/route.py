@@ -38,8 +38,8 @@ from maildesk.kb import mail as kb_mail
 from maildesk.kb import service as kb_service
 from maildesk.outbound.compose import is_own_message_id, safe_address
 from maildesk.outbound.notices import AckFacts, AckSuggestion, build_ack, build_admin_alert
-from maildesk.outbound.notifier import SECRET_NAME, Notifier
-from maildesk.outbound.ticket_mail import REPLY_TOKEN_SECRET, TicketMail, reply_token
+from maildesk.outbound.notifier import REPLY_TOKEN_SECRET, SECRET_NAME, Notifier
+from maildesk.outbound.ticket_mail import TicketMail, reply_token
 from maildesk.rules.agents import choose_assignee
 from maildesk.rules.loader import RuleConfig
 from maildesk.rules.policy import PolicyDecision, RulesPolicy
@@ -138,7 +138,7 @@ class MailRouter:
         return verdict
 
     def _authenticate(self, session: Session, mail: ParsedMail, config: RuleConfig) -> AgentCheck:
-        secret = queries.get_or_create_secret(session, REPLY_TOKEN_SECRET)
+        secret = self.notifier.named_secret(session, REPLY_TOKEN_SECRET)
         return verify_agent(mail, config.agents.addresses, config.agents.trust,
                             reply_token=lambda address: reply_token(secret, address),
                             support_address=self.settings.support_address)

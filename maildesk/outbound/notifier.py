@@ -25,6 +25,11 @@ from maildesk.tickets import service
 
 log = logging.getLogger(__name__)
 SECRET_NAME = "message-id-hmac"
+REPLY_TOKEN_SECRET = "agent-reply-token"
+SURVEY_SECRET = "survey-token"
+# Made once per installation; daemon.build_desk creates them all in a transaction of their own, so a secret
+# kept in a Notifier's cache is always one that was committed.
+INSTALLATION_SECRETS = (SECRET_NAME, REPLY_TOKEN_SECRET, SURVEY_SECRET)
 
 Recipient = tuple[str, str]  # (display name, address)
 # What a requester receives; their thread is built from these and their own mails only.
@@ -37,7 +42,7 @@ class Notifier:
         self.settings = settings
         self.templates = templates
         self.clock = clock
-        self._secret: str | None = None
+        self._secrets: dict[str, str] = {}
 
     def desk(self, session: Session) -> Desk:
         s = self.settings
@@ -45,9 +50,15 @@ class Notifier:
                     self.secret(session), s.timezone, s.locale)
 
     def secret(self, session: Session) -> str:
-        if self._secret is None:
-            self._secret = queries.get_or_create_secret(session, SECRET_NAME)
-        return self._secret
+        """The key of our Message-IDs' HMAC."""
+        return self.named_secret(session, SECRET_NAME)
+
+    def named_secret(self, session: Session, name: str) -> str:
+        """An installation secret, read once per process (they never change)."""
+        value = self._secrets.get(name)
+        if value is None:
+            value = self._secrets[name] = queries.get_or_create_secret(session, name)
+        return value
 
     def send(self, session: Session, ticket: Ticket | None, *, kind: str, to: Sequence[Recipient],
              context: dict[str, object], key: str, locale: str | None = None,

@@ -16,17 +16,14 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from maildesk.ingest.authn import make_reply_address
-from maildesk.outbound.notifier import Notifier, Recipient
+from maildesk.outbound.notifier import REPLY_TOKEN_SECRET, SURVEY_SECRET, Notifier, Recipient
 from maildesk.privacy import mask_phones
 from maildesk.rules.agents import Agent
 from maildesk.rules.loader import RuleConfig
-from maildesk.store import queries
 from maildesk.store.models import Ticket
 from maildesk.store.session import Session
 from maildesk.tickets import survey
 
-REPLY_TOKEN_SECRET = "agent-reply-token"
-SURVEY_SECRET = "survey-token"
 COMMANDS_HELP = (
     {"zh": "#状态 已解决|待用户|处理中", "en": "#status resolved|pending|open", "help": "change the status"},
     {"zh": "#优先级 紧急|高|中|低", "en": "#priority urgent|high|medium|low", "help": "change the priority"},
@@ -54,10 +51,10 @@ class TicketMail:
     # -- who ----------------------------------------------------------------------------------
 
     def reply_token_for(self, session: Session, address: str) -> str:
-        return reply_token(queries.get_or_create_secret(session, REPLY_TOKEN_SECRET), address)
+        return reply_token(self.notifier.named_secret(session, REPLY_TOKEN_SECRET), address)
 
     def survey_secret(self, session: Session) -> str:
-        return queries.get_or_create_secret(session, SURVEY_SECRET)
+        return self.notifier.named_secret(session, SURVEY_SECRET)
 
     def group_agents(self, group: str | None) -> list[Recipient]:
         """Everyone of the group: its agents, its members, its lead (each once)."""
