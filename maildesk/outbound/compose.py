@@ -133,7 +133,7 @@ _SPECIALS = frozenset('()<>[]:;@\\,."')
 
 
 def _needs_encoding(text: str) -> bool:
-    return "=?" in text or not all(" " <= c <= "~" for c in text)
+    return "=?" in text or not (text.isascii() and text.isprintable())
 
 
 def _encoded_words(text: str, first_room: int) -> list[str]:
@@ -226,7 +226,8 @@ def _mime_body(rendered: Rendered, message_id: str) -> bytes:
 def _base64_text(text: str) -> bytes:
     """What ``set_content(text, cte="base64")`` sends: lines ended by CRLF, base64 in 76-column lines."""
     body = b"\r\n".join(text.encode("utf-8").splitlines()) + b"\r\n"
-    return base64.encodebytes(body).replace(b"\n", b"\r\n")
+    encoded = base64.b64encode(body)
+    return b"".join(encoded[i:i + 76] + b"\r\n" for i in range(0, len(encoded), 76))
 
 
 def _clean_id(message_id: str) -> str:
