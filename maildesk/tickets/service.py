@@ -76,6 +76,7 @@ def open_ticket(
         first_response_due_at=deadlines.first_response_at,
         resolve_due_at=deadlines.resolve_at,
         classification=_classification_record(classification, deadlines),
+        participants=[],  # known empty: adding the requester then loads nothing
     )
     session.add(ticket)
     session.flush()
