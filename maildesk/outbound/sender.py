@@ -25,7 +25,7 @@ from maildesk.faults import crashpoint
 from maildesk.outbound.smtp import Envelope, SendResult, SmtpTransport
 from maildesk.store import queries
 from maildesk.store.models import Outbox
-from maildesk.store.session import Session, SessionFactory, transaction
+from maildesk.store.session import Session, SessionFactory, core_transaction, transaction
 from maildesk.tickets import service
 
 log = logging.getLogger(__name__)
@@ -164,10 +164,10 @@ class OutboxSender:
     def _record_sent(self, claimed: Claimed, result: SendResult) -> str:
         """The common case, every recipient accepted: one UPDATE and one event INSERT, then commit."""
         now_at = self.clock.now()
-        with transaction(self.sessions) as session:
-            if not queries.mark_outbox_sent(session, claimed.row_id, now_at):
+        with core_transaction(self.sessions) as connection:
+            if not queries.mark_outbox_sent(connection, claimed.row_id, now_at):
                 return "dead"  # the row is gone (purged by hand): nothing to record
-            service.record_event_at_once(session, claimed.ticket_id, "mail_sent", "maildesk", now_at,
+            service.record_event_at_once(connection, claimed.ticket_id, "mail_sent", "maildesk", now_at,
                                          kind=claimed.kind, message_id=claimed.message_id,
                                          accepted=list(result.accepted), refused=None)
         log.info("sent %s %s to %s", claimed.kind, claimed.message_id, ", ".join(result.accepted))

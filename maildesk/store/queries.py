@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -212,16 +212,17 @@ _MARK_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id"))
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
 
 
-def mark_outbox_sent(session: Session, row_id: int, now_at: datetime) -> bool:
-    """Record a 250 for every recipient of an outbox row in one UPDATE; False when the row is gone."""
-    # Core on the session's connection: no ORM bookkeeping for a row we never loaded.
-    result = session.connection().execute(_MARK_SENT, {"row_id": row_id, "now_at": now_at})
-    return bool(result.rowcount)
+def mark_outbox_sent(connection: Connection, row_id: int, now_at: datetime) -> bool:
+    """Record a 250 for every recipient of an outbox row in one UPDATE; False when the row is gone.
+
+    Core on a bare connection: no ORM bookkeeping for a row we never loaded.
+    """
+    return bool(connection.execute(_MARK_SENT, {"row_id": row_id, "now_at": now_at}).rowcount)
 
 
-def insert_event(session: Session, values: dict[str, Any]) -> None:
+def insert_event(connection: Connection, values: dict[str, Any]) -> None:
     """One audit event written now, without an ORM object (for paths that load no ticket)."""
-    session.connection().execute(_INSERT_EVENT, values)
+    connection.execute(_INSERT_EVENT, values)
 
 
 def claim_probe(session: Session, now_at: datetime, lease: timedelta, claimer: str = "") -> list[Outbox]:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,7 +53,8 @@ def _sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
 
 
 SessionFactory = sessionmaker[Session]
-__all__ = ["Session", "SessionFactory", "make_engine", "make_session_factory", "transaction", "translate"]
+__all__ = ["Connection", "Session", "SessionFactory", "core_transaction", "make_engine", "make_session_factory",
+           "transaction", "translate"]
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -80,6 +81,15 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def core_transaction(factory: sessionmaker[Session]) -> Iterator[Connection]:
+    """``transaction`` on a bare connection, without an ORM Session: for a few Core statements on a hot path
+    (the sender marks every sent mail in its own transaction)."""
+    engine: Engine = factory.kw["bind"]
+    with engine.begin() as connection:
+        yield connection
 
 
 def translate(exc: BaseException) -> StoreError | None:

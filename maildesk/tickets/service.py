@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from maildesk.domain import Address, Classification, Deadlines, OutboxMessage, ParsedMail, TicketStatus
 from maildesk.store import queries
 from maildesk.store.models import Event, Message, Outbox, Participant, Ticket
-from maildesk.store.session import Session
+from maildesk.store.session import Connection, Session
 from maildesk.tickets.numbers import format_number
 from maildesk.tickets.states import after_requester_reply, check_transition
 
@@ -35,10 +35,10 @@ def record_event(
 
 
 def record_event_at_once(
-    session: Session, ticket_id: int | None, what: str, actor: str, at: datetime, /, **data: Any
+    connection: Connection, ticket_id: int | None, what: str, actor: str, at: datetime, /, **data: Any
 ) -> None:
-    """``record_event`` as one INSERT now, for hot paths that hold no ticket object (the outbox sender)."""
-    queries.insert_event(session, {"ticket_id": ticket_id, "kind": what, "actor": actor, "at": at,
+    """``record_event`` as one INSERT now, on a bare connection (the outbox sender, once per sent mail)."""
+    queries.insert_event(connection, {"ticket_id": ticket_id, "kind": what, "actor": actor, "at": at,
                                    "data": {"version": EVENT_VERSION, **data}})
 
 
