@@ -228,6 +228,7 @@ class DeskLoop(RuleBasedStateMachine):
         self.mails: list[CorpusMail] = []
         self.crashes: Counter[str] = Counter()
         self.window_events = 0
+        self.broken = False
         self.desk: Desk | None = None
         self._start()
         self.check_engine = make_engine(self.config.database_url)
@@ -337,6 +338,7 @@ class DeskLoop(RuleBasedStateMachine):
 
     @invariant()
     def pass_criteria_hold_so_far(self) -> None:
+        self.broken = True  # until every check below passed: teardown then reports the first failure only
         snap = self._snapshot()
         raws_of, msgs_of = defaultdict(list), defaultdict(list)
         for row in snap.raws:
@@ -367,6 +369,7 @@ class DeskLoop(RuleBasedStateMachine):
         assert all(n == 1 for n in per_raw.values()), f"a raw row yields two messages: {per_raw.most_common(3)}"
         assert snap.tickets == processed_new, f"tickets={snap.tickets} but {processed_new} new requests processed"
         self._check_acks(snap, processed_new)
+        self.broken = False
 
     def _check_acks(self, snap: Snapshot, processed_new: int) -> None:
         ack_rows = {row.message_id: row for row in snap.acks}
@@ -392,7 +395,8 @@ class DeskLoop(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            self._drain_and_reconcile()
+            if not self.broken:
+                self._drain_and_reconcile()
         finally:
             self._drop()
             self.check_engine.dispose()
