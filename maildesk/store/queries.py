@@ -160,28 +160,13 @@ def events_by_actor_since(session: Session, kinds: tuple[str, ...], actor: str, 
 
 
 def get_or_create_secret(session: Session, name: str) -> str:
-    """A random secret generated once per installation and kept in the database.
-
-    Read once per transaction (or savepoint): a mail asks for the same secret for every agent it notifies.
-    """
-    held = session.info.get("maildesk.secrets")
-    if held is not None and held[0] is _innermost(session) and name in held[1]:
-        return str(held[1][name])
+    """A random secret generated once per installation and kept in the database (``Notifier`` caches it)."""
     value = session.scalar(select(Secret.value).where(Secret.name == name))
-    if value is None:
-        stmt = _insert(session, Secret).values(name=name, value=secrets.token_hex(32))
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
-        value = str(session.scalar(select(Secret.value).where(Secret.name == name)))
-    transaction = _innermost(session)
-    if held is None or held[0] is not transaction:
-        known: dict[str, str] = {}
-        held = session.info["maildesk.secrets"] = (transaction, known)
-    held[1][name] = value
-    return value
-
-
-def _innermost(session: Session) -> object:
-    return session.get_nested_transaction() or session.get_transaction()
+    if value is not None:
+        return value
+    stmt = _insert(session, Secret).values(name=name, value=secrets.token_hex(32))
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    return str(session.scalar(select(Secret.value).where(Secret.name == name)))
 
 
 def claim_due_outbox(session: Session, now_at: datetime, limit: int, lease: timedelta,
