@@ -14,7 +14,7 @@ import jinja2
 
 from maildesk.domain import Address, OutboxMessage
 from maildesk.outbound.compose import Envelope, compose, make_message_id
-from maildesk.outbound.render import render
+from maildesk.outbound.render import Rendered, render
 
 SUGGESTION_CHARS = 1500  # of an article's solution shown in an acknowledgment
 
@@ -74,14 +74,15 @@ def build_notice(
     reply_to: str | None = None,
     from_name: str | None = None,
     automatic: bool = True,
+    rendered: Rendered | None = None,
 ) -> OutboxMessage:
     """Any mail of the desk: rendered from ``kind``'s templates, threaded, loop-safe.
 
     ``reply_to`` is an agent's personal reply address on mail to that agent;
     ``from_name`` shows an agent's name on a relayed reply ("张工 (技术支持)").
+    ``rendered`` is the text when the caller rendered it already (``render_notice``).
     """
-    base = {"desk_name": desk.support_name, "support_address": desk.support_address}
-    rendered = render(env, kind, locale or desk.locale, {**base, **context})
+    rendered = rendered or render_notice(env, desk, kind, locale, context)
     message_id = make_message_id(desk.secret, kind, ticket, dedup_key, desk.message_id_domain)
     envelope = Envelope(
         from_addr=desk.support_address,
@@ -95,6 +96,12 @@ def build_notice(
         loop_marker=desk.support_address,
     )
     return compose(rendered, envelope, kind=kind, dedup_key=dedup_key, message_id=message_id, date_at=now_at)
+
+
+def render_notice(env: jinja2.Environment, desk: Desk, kind: str, locale: str,
+                  context: dict[str, object]) -> Rendered:
+    base = {"desk_name": desk.support_name, "support_address": desk.support_address}
+    return render(env, kind, locale or desk.locale, {**base, **context})
 
 
 def build_ack(env: jinja2.Environment, desk: Desk, facts: AckFacts, now_at: datetime) -> OutboxMessage:

@@ -10,14 +10,17 @@ queues nothing twice.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import jinja2
 
 from maildesk.config import Settings
 from maildesk.domain import Clock
-from maildesk.outbound.notices import Desk, build_notice
+from maildesk.outbound.notices import Desk, build_notice, render_notice
+from maildesk.outbound.render import Rendered
 from maildesk.store import queries
 from maildesk.store.models import Ticket
 from maildesk.store.session import Session
@@ -32,6 +35,16 @@ SURVEY_SECRET = "survey-token"
 INSTALLATION_SECRETS = (SECRET_NAME, REPLY_TOKEN_SECRET, SURVEY_SECRET)
 
 Recipient = tuple[str, str]  # (display name, address)
+
+
+@dataclass(frozen=True)
+class Personal:
+    """One person's copy of a mail sent to several people each on their own (agents' notices)."""
+
+    name: str
+    address: str
+    locale: str
+    reply_to: str | None = None  # their personal reply address, also shown in the text as ``reply_address``
 # What a requester receives; their thread is built from these and their own mails only.
 REQUESTER_KINDS = ("ack", "agent_reply", "resolution_notice", "pending_reminder", "auto_close", "rating_thanks",
                    "reopened_ack")
@@ -60,6 +73,47 @@ class Notifier:
             value = self._secrets[name] = queries.get_or_create_secret(session, name)
         return value
 
+    def send_each(self, session: Session, ticket: Ticket, *, kind: str, people: Sequence[Personal],
+                  context: dict[str, object], key: str, send_at: datetime | None = None,
+                  shows_reply_address: bool = False) -> int:
+        """Queue one mail per person, keyed ``key:address``; returns how many were new.
+
+        The text is rendered once per language: a person's reply address goes in by substituting a
+        random marker, so ten agents of a group cost one render, not ten.
+        """
+        people = [p for p in dict((p.address.strip(), p) for p in people if p.address.strip()).values()]
+        keys = {p.address: self._dedup_key(ticket, f"{key}:{p.address}") for p in people}
+        taken = queries.dedup_keys_taken(session, list(keys.values()))
+        todo = [p for p in people if keys[p.address] not in taken]
+        if not todo:
+            return 0
+        thread = queries.thread_ids(session, ticket.id, limit=1, outgoing_kinds=())  # under the request
+        marker = f"reply-{secrets.token_hex(12)}@marker.invalid"
+        context = {"number": ticket.number, "subject": ticket.subject, **context}
+        if shows_reply_address:
+            context["reply_address"] = marker
+        desk, now_at = self.desk(session), self.clock.now()
+        texts: dict[str, Rendered] = {}
+        for person in todo:
+            text = texts.get(person.locale)
+            if text is None:
+                text = texts[person.locale] = render_notice(self.templates, desk, kind, person.locale, context)
+            if shows_reply_address:
+                mine = person.reply_to or self.settings.support_address
+                text = Rendered(text.subject.replace(marker, mine), text.text.replace(marker, mine),
+                                text.html.replace(marker, mine) if text.html is not None else None)
+            message = build_notice(
+                self.templates, desk, kind=kind, locale=person.locale, context=context,
+                to=((person.name, person.address),), dedup_key=keys[person.address], now_at=now_at,
+                ticket=ticket.number, in_reply_to=thread[-1] if thread else None, references=tuple(thread),
+                reply_to=person.reply_to, rendered=text)
+            service.enqueue(session, ticket.id, message, now_at, send_at=send_at)
+        return len(todo)
+
+    @staticmethod
+    def _dedup_key(ticket: Ticket | None, key: str) -> str:
+        return f"{ticket.number}:{key}" if ticket and not key.startswith(f"{ticket.number}:") else key
+
     def send(self, session: Session, ticket: Ticket | None, *, kind: str, to: Sequence[Recipient],
              context: dict[str, object], key: str, locale: str | None = None,
              send_at: datetime | None = None, reply_to: str | None = None, from_name: str | None = None,
@@ -69,8 +123,8 @@ class Notifier:
         if not recipients:
             log.info("%s %s: nobody to send it to", kind, ticket.number if ticket else "-")
             return False
-        dedup_key = f"{ticket.number}:{key}" if ticket and not key.startswith(f"{ticket.number}:") else key
-        if queries.outbox_by_dedup_key(session, dedup_key) is not None:
+        dedup_key = self._dedup_key(ticket, key)
+        if queries.dedup_keys_taken(session, [dedup_key]):
             return False
         now_at = self.clock.now()
         if ticket is None:

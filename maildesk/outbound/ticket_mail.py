@@ -16,7 +16,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from maildesk.ingest.authn import make_reply_address
-from maildesk.outbound.notifier import REPLY_TOKEN_SECRET, SURVEY_SECRET, Notifier, Recipient
+from maildesk.outbound.notifier import REPLY_TOKEN_SECRET, SURVEY_SECRET, Notifier, Personal, Recipient
 from maildesk.privacy import mask_phones
 from maildesk.rules.agents import Agent
 from maildesk.rules.loader import RuleConfig
@@ -108,16 +108,18 @@ class TicketMail:
 
     def to_agents(self, session: Session, ticket: Ticket | None, kind: str, people: list[Recipient],
                   context: dict[str, object], key: str, send_at: datetime | None = None) -> int:
-        sent = 0
+        personal = []
         for name, address in people:
-            token = self.reply_token_for(session, address)
-            reply = make_reply_address(self.settings.support_address, token)
             agent = self.config.agents.by_address(address)
-            sent += self.notifier.send(
-                session, ticket, kind=kind, to=[(name, address)], key=f"{key}:{address}",
-                context={**context, "reply_address": reply} if kind in _NEEDS_REPLY_ADDRESS else context,
-                locale=agent.language if agent else self.settings.locale, send_at=send_at, reply_to=reply)
-        return sent
+            personal.append(Personal(name, address, agent.language if agent else self.settings.locale,
+                                     make_reply_address(self.settings.support_address,
+                                                        self.reply_token_for(session, address))))
+        if ticket is None:  # not about a ticket: no thread, no shared text to save
+            return sum(self.notifier.send(session, None, kind=kind, to=[(p.name, p.address)],
+                                          key=f"{key}:{p.address}", context=context, locale=p.locale,
+                                          send_at=send_at, reply_to=p.reply_to) for p in personal)
+        return self.notifier.send_each(session, ticket, kind=kind, people=personal, context=context, key=key,
+                                       send_at=send_at, shows_reply_address=kind in _NEEDS_REPLY_ADDRESS)
 
     def new_ticket(self, session: Session, ticket: Ticket, body: str, urgent_or_high: bool) -> None:
         context = {

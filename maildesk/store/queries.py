@@ -325,6 +325,13 @@ def outbox_by_dedup_key(session: Session, dedup_key: str) -> Outbox | None:
     return session.scalars(select(Outbox).where(Outbox.dedup_key == dedup_key)).one_or_none()
 
 
+def dedup_keys_taken(session: Session, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` some outbox row already has (the rows themselves, with their bytes, stay unread)."""
+    if not keys:
+        return set()
+    return set(session.scalars(select(Outbox.dedup_key).where(Outbox.dedup_key.in_(list(keys)))))
+
+
 def pending_pauses(session: Session, ticket_id: int) -> list[tuple[datetime, datetime | None]]:
     """The spans a ticket waited on its requester, from its status events (the last may be open)."""
     events = session.scalars(

@@ -66,6 +66,22 @@ def _open_ticket(desk, imap_account, smtp_sink) -> tuple[str, str]:  # noqa: ANN
     return ticket.number, reply_address
 
 
+def test_each_agent_of_the_group_gets_their_own_reply_address_in_the_notice(desk, imap_account,
+                                                                            smtp_sink) -> None:  # noqa: ANN001
+    _open_ticket(desk, imap_account, smtp_sink)
+    seen = {}
+    for agent in (AGENT, OTHER_AGENT):
+        notices = _mails(smtp_sink, "new_ticket_notice", agent)
+        assert len(notices) == 1 and notices[0].rcpt_tos == (agent,)
+        msg = message_from_bytes(notices[0].raw)
+        html = next(p for p in msg.walk() if p.get_content_type() == "text/html").get_payload(decode=True)
+        reply = msg["Reply-To"]
+        assert reply in _text(notices[0].raw) and reply in html.decode("utf-8"), "the text shows their own address"
+        assert "marker.invalid" not in _text(notices[0].raw) + html.decode("utf-8")
+        seen[agent] = reply
+    assert seen[AGENT] != seen[OTHER_AGENT]
+
+
 def _agent_mail(sender: str, to: str, number: str, body: str, *, cc: str | None = None,
                 headers: dict[str, str] | None = None) -> bytes:
     msg = EmailMessage()
