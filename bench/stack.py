@@ -8,10 +8,8 @@ import json
 import os
 import platform
 import secrets
-import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from devstack.deskconfig import DeskToml, write_desk
 from devstack.dovecot import Dovecot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,47 +122,12 @@ def write_desk_config(folder: Path, *, imap_port: int, imap_user: str, smtp_port
     Differences from the example, all stated in the report: plain connections on loopback, and an ack
     limit of 1,000 per sender and hour, so that every new ticket is acknowledged (the costlier path).
     """
-    config = folder / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    for name in ("rules.toml", "sla.toml", "groups.toml"):
-        if (ROOT / "config" / name).exists():
-            shutil.copy(ROOT / "config" / name, config / name)
-    (config / "maildesk.toml").write_text(textwrap.dedent(f"""
-        [desk]
-        support_address = "support@desk.test"
-        support_name = "技术支持中心"
-        timezone = "Asia/Shanghai"
-        locale = "zh-CN"
-        rules_dir = "{config}"
-        ack_limit_per_hour = 1000
-        templates_dir = "{ROOT / 'templates'}"
-
-        [database]
-        url = "{database_url}"
-
-        [[mailbox]]
-        name = "support"
-        host = "127.0.0.1"
-        port = {imap_port}
-        security = "none"
-        user = "{imap_user}"
-        password_env = "{PASSWORD_ENV}"
-        folder = "INBOX"
-        done_action = "move"
-        done_folder = "Processed"
-        poll_interval = "{poll_interval}"
-        idle = {"true" if idle else "false"}
-        batch_size = {batch_size}
-        timeout = "60s"
-
-        [smtp]
-        host = "127.0.0.1"
-        port = {smtp_port}
-        security = "none"
-        timeout = "60s"
-        interval = "5s"
-    """), encoding="utf-8")
-    return config / "maildesk.toml"
+    return write_desk(folder / "config", DeskToml(
+        database_url=database_url, imap_port=imap_port, imap_user=imap_user, smtp_port=smtp_port,
+        password_env=PASSWORD_ENV, admins=(), poll_interval=poll_interval, idle=idle, batch_size=batch_size,
+        imap_timeout="60s", smtp_timeout="60s", outbox_interval="5s",
+        desk={"locale": "zh-CN", "ack_limit_per_hour": 1000},
+        mailbox={"folder": "INBOX", "done_folder": "Processed"}), rule_files=("rules.toml", "sla.toml", "groups.toml"))
 
 
 def machine() -> dict[str, object]:

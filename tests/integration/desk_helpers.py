@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import textwrap
 from datetime import UTC, datetime
 from email.header import Header
 from email.message import EmailMessage
@@ -13,8 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-ROOT = Path(__file__).resolve().parents[2]
-SUPPORT = "support@desk.test"
+from devstack.deskconfig import ROOT, SUPPORT, DeskToml, write_desk
+
+__all__ = ["ADMIN", "ROOT", "SUPPORT", "acks", "count", "kind_of", "request_mail", "wait_acks", "write_config"]
+
 ADMIN = "admin@desk.test"
 
 
@@ -23,49 +22,12 @@ def write_config(tmp: Path, *, imap_host: str, imap_port: int, imap_user: str, s
                  idle: bool = True, done_action: str = "move", desk: dict[str, str | int] | None = None) -> Path:
     """A complete config folder (maildesk.toml + the shipped rule files) for one test desk.
 
-    ``desk`` adds keys to ``[desk]`` (strings are quoted), e.g. ``{"max_mail_size": "1MB"}``.
+    ``desk`` adds keys to ``[desk]``, e.g. ``{"max_mail_size": "1MB"}``.
     """
-    config = tmp / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    for name in ("rules.toml", "sla.toml", "groups.toml", "agents.toml"):
-        if (ROOT / "config" / name).exists():
-            shutil.copy(ROOT / "config" / name, config / name)
-    url = database_url or f"sqlite:///{tmp / 'var' / 'maildesk.db'}"
-    (config / "maildesk.toml").write_text(textwrap.dedent(f"""
-        [desk]
-        support_address = "{SUPPORT}"
-        support_name = "技术支持中心"
-        admins = ["{ADMIN}"]
-        timezone = "Asia/Shanghai"
-        rules_dir = "{config}"
-        templates_dir = "{ROOT / 'templates'}"
-
-        {{desk_extra}}
-        [database]
-        url = "{url}"
-
-        [[mailbox]]
-        name = "support"
-        host = "{imap_host}"
-        port = {imap_port}
-        security = "none"
-        user = "{imap_user}"
-        password_env = "MAILDESK_TEST_IMAP_PASSWORD"
-        done_action = "{done_action}"
-        poll_interval = "{poll_interval}"
-        idle = {"true" if idle else "false"}
-        batch_size = {batch_size}
-        timeout = "10s"
-
-        [smtp]
-        host = "{smtp_host}"
-        port = {smtp_port}
-        security = "none"
-        timeout = "10s"
-        interval = "1s"
-    """).replace("{desk_extra}", "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n"
-                                         for k, v in (desk or {}).items())), encoding="utf-8")
-    return config / "maildesk.toml"
+    return write_desk(tmp / "config", DeskToml(
+        database_url=database_url or f"sqlite:///{tmp / 'var' / 'maildesk.db'}", imap_host=imap_host,
+        imap_port=imap_port, imap_user=imap_user, smtp_host=smtp_host, smtp_port=smtp_port, batch_size=batch_size,
+        poll_interval=poll_interval, idle=idle, done_action=done_action, desk=desk or {}))
 
 
 def request_mail(sender: str, subject: str, body: str, *, name: str = "", message_id: str | None = None,

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from devstack import deskconfig
 from maildesk.store.models import Outbox, RawMail
 from maildesk.store.session import SessionFactory, make_engine, make_session_factory
 
@@ -46,55 +46,22 @@ class DeskConfig:
 def write_desk(tmp: Path, *, imap: tuple[str, int, str, str], smtp: tuple[str, int], database_url: str | None = None,
                batch_size: int = 50, poll_interval: str = "1s", idle: bool = True, imap_timeout: str = "10s",
                smtp_timeout: str = "5s", outbox_interval: str = "1s") -> DeskConfig:
-    """A complete config folder for one desk; ``imap`` is (host, port, user, password)."""
+    """A complete config folder for one desk; ``imap`` is (host, port, user, password).
+
+    The shipped rules, SLA and groups, but no agents and groups without members: these scenarios count the
+    mail requesters get, so no notices to agents travel beside the acknowledgments.
+    """
     host, port, user, password = imap
-    config = tmp / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    # The shipped rules, SLA and groups — but no agents, and groups without members: these scenarios count
-    # the mail requesters get, so no notices to agents travel beside the acknowledgments.
-    for name in ("rules.toml", "sla.toml", "groups.toml"):
-        text = (ROOT / "config" / name).read_text(encoding="utf-8")
-        if name == "groups.toml":
-            text = "\n".join(line for line in text.splitlines()
-                             if not line.startswith(("members = ", "lead = ")))
-        (config / name).write_text(text, encoding="utf-8")
     url = database_url or f"sqlite:///{tmp / 'var' / 'maildesk.db'}"
-    (config / "maildesk.toml").write_text(textwrap.dedent(f"""
-        [desk]
-        support_address = "{SUPPORT}"
-        support_name = "技术支持中心"
-        admins = ["admin@desk.test"]
-        timezone = "Asia/Shanghai"
-        rules_dir = "{config}"
-        templates_dir = "{ROOT / 'templates'}"
-
-        [database]
-        url = "{url}"
-
-        [[mailbox]]
-        name = "support"
-        host = "{host}"
-        port = {port}
-        security = "none"
-        user = "{user}"
-        password_env = "{PASSWORD_ENV}"
-        done_action = "move"
-        poll_interval = "{poll_interval}"
-        idle = {"true" if idle else "false"}
-        batch_size = {batch_size}
-        timeout = "{imap_timeout}"
-
-        [smtp]
-        host = "{smtp[0]}"
-        port = {smtp[1]}
-        security = "none"
-        timeout = "{smtp_timeout}"
-        interval = "{outbox_interval}"
-    """), encoding="utf-8")
+    path = deskconfig.write_desk(tmp / "config", deskconfig.DeskToml(
+        database_url=url, imap_host=host, imap_port=port, imap_user=user, smtp_host=smtp[0], smtp_port=smtp[1],
+        password_env=PASSWORD_ENV, batch_size=batch_size, poll_interval=poll_interval, idle=idle,
+        imap_timeout=imap_timeout, smtp_timeout=smtp_timeout, outbox_interval=outbox_interval),
+        rule_files=("rules.toml", "sla.toml", "groups.toml"), members=False)
     env = {**os.environ, PASSWORD_ENV: password}
     for name in ("MAILDESK_CRASHPOINT", "MAILDESK_SIGTERMPOINT"):
         env.pop(name, None)
-    return DeskConfig(config / "maildesk.toml", url, env)
+    return DeskConfig(path, url, env)
 
 
 @dataclass
