@@ -65,14 +65,12 @@ class IngestRunner:
 
     def store_fetched(self, mailbox: str, uidvalidity: int, mails: Iterable[FetchedMail]) -> list[int]:
         """Commit fetched mails; returns the UIDs now safely stored (new or seen before)."""
-        stored: list[int] = []
+        fetched = list(mails)  # the FETCH completes before the write transaction opens
         now_at = self.clock.now()
         with transaction(self.sessions) as session:
-            for mail in mails:
-                queries.insert_raw_mail(session, _raw_values(mailbox, uidvalidity, mail, now_at))
-                stored.append(mail.uid)
+            queries.insert_raw_mails(session, [_raw_values(mailbox, uidvalidity, m, now_at) for m in fetched])
             crashpoint("fetched_not_committed")
-        return stored
+        return [mail.uid for mail in fetched]
 
     # -- step 2: one mail, one transaction -----------------------------------
 

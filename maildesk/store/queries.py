@@ -65,19 +65,12 @@ def next_ticket_sequence(session: Session, day: date) -> int:
     return int(session.execute(stmt).scalar_one())
 
 
-def insert_raw_mail(session: Session, values: dict[str, object]) -> int | None:
-    """Store a fetched mail unless this (mailbox, UIDVALIDITY, UID) is already there.
-
-    Returns the new row id, or None when it was stored before (another
-    process or an earlier run got it first).
-    """
-    stmt = (
-        _insert(session, RawMail)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["mailbox", "uidvalidity", "uid"])
-        .returning(RawMail.id)
-    )
-    return session.execute(stmt).scalar_one_or_none()
+def insert_raw_mails(session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Store fetched mails in one statement, skipping any (mailbox, UIDVALIDITY, UID) already there
+    (another process or an earlier run got it first)."""
+    if rows:
+        stmt = _insert(session, RawMail).on_conflict_do_nothing(index_elements=["mailbox", "uidvalidity", "uid"])
+        session.execute(stmt, list(rows))
 
 
 def known_uids(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int]) -> set[int]:
