@@ -38,8 +38,8 @@ class RequesterMail:
 
     def reaction(self, ticket: Ticket, parsed: ParsedMail, at: datetime) -> lifecycle.Reaction:
         text = parsed.reply_text or parsed.body_text
-        found = survey.find_survey_token(parsed.subject) or survey.find_survey_token(parsed.body_text)
-        if found is not None and found[0] == ticket.number:
+        answer = self._survey_answer(parsed)
+        if answer is not None and answer[0] == ticket.number:
             # A survey answer rates this ticket even after it closed; it never reopens it or opens another.
             return lifecycle.Reaction(None, False, False, True, "an answer to this ticket's satisfaction survey")
         return lifecycle.after_requester_mail(
@@ -69,12 +69,20 @@ class RequesterMail:
                 return RequesterOutcome("reopened", reaction.reason)
         return RequesterOutcome(kind, reaction.reason)
 
+    @staticmethod
+    def _survey_answer(parsed: ParsedMail) -> tuple[str, str, survey.Rating] | None:
+        """(number, token, rating) when the mail answers a survey: a survey token (it is in the quoted
+        notice too) and a rating in what the requester wrote above the quote or in the subject."""
+        found = survey.find_survey_token(parsed.subject) or survey.find_survey_token(parsed.body_text)
+        rating = survey.parse_rating(parsed.reply_text) or survey.parse_rating(parsed.subject)
+        return (found[0], found[1], rating) if found is not None and rating is not None else None
+
     def _rating(self, session: Session, ticket: Ticket, parsed: ParsedMail, raw_id: int, dedup_key: str,
                 at: datetime, sender: str) -> RequesterOutcome | None:
-        found = survey.find_survey_token(parsed.subject) or survey.find_survey_token(parsed.body_text)
-        if found is None:
-            return None
-        number, token = found
+        answer = self._survey_answer(parsed)
+        if answer is None:
+            return None  # a reply quoting the notice, not a rating: the ticket's usual reaction applies
+        number, token, rating = answer
         service.add_message(session, ticket, mail=parsed, raw_mail_id=raw_id, dedup_key=dedup_key, kind="note",
                             at=at)
         if number != ticket.number or not survey.verify_survey_token(self.ticket_mail.survey_secret(session),
@@ -83,9 +91,6 @@ class RequesterMail:
                                  why=f"survey token of {number} does not belong to {ticket.number}")
             log.warning("%s: survey answer with a token that is not this ticket's (%s) refused", ticket.number, number)
             return RequesterOutcome("rating-refused", f"token for {number} does not match {ticket.number}")
-        rating = survey.parse_rating(parsed.reply_text or parsed.body_text) or survey.parse_rating(parsed.subject)
-        if rating is None:
-            return RequesterOutcome("note", "survey mail without a rating")
         service.rate(session, ticket, rating.value, rating.comment, sender, at)
         label = survey.label(rating.value, ticket.language)
         self.ticket_mail.rating_thanks(session, ticket, label, rating.comment)

@@ -104,6 +104,38 @@ def test_a_survey_answer_after_auto_close_rates_the_closed_ticket(tmp_path, imap
     assert not [m for m in smtp_sink.received if kind_of(m) == "ack" and m.rcpt_tos == ("li.na@corp.test",)][1:]
 
 
+def test_a_not_solved_reply_quoting_the_notice_reopens_a_resolved_ticket(tmp_path, imap_account, smtp_sink,
+                                                                        monkeypatch) -> None:  # noqa: ANN001
+    desk = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
+    number, notice = _resolved_ticket(desk, imap_account, smtp_sink, "li.na@corp.test")
+    imap_account.append(_reply_quoting("li.na@corp.test", notice, "还是没解决，今天又卡纸了"))
+    _cycle(desk)
+    with desk.sessions() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+    assert (ticket.status, ticket.satisfaction) == ("open", None), "the quoted survey line is no rating"
+
+
+def test_a_not_solved_reply_after_auto_close_opens_a_follow_up_ticket(tmp_path, imap_account, smtp_sink,
+                                                                      monkeypatch) -> None:  # noqa: ANN001
+    from maildesk.domain import TicketStatus
+    from maildesk.tickets import service
+
+    desk = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
+    number, notice = _resolved_ticket(desk, imap_account, smtp_sink, "li.na@corp.test")
+    with desk.sessions() as session, session.begin():
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+        service.change_status(session, ticket, TicketStatus.CLOSED, "maildesk", desk.clock.now(),
+                              why="auto-close after 3 days without an answer")
+    imap_account.append(_reply_quoting("li.na@corp.test", notice, "问题又出现了，还是没解决"))
+    _cycle(desk)
+    with desk.sessions() as session:
+        tickets = {t.number: t for t in session.scalars(select(Ticket)).all()}
+    assert len(tickets) == 2 and tickets[number].status == "closed" and tickets[number].satisfaction is None
+    follow_up = next(t for n, t in tickets.items() if n != number)
+    assert follow_up.follows_id == tickets[number].id
+    assert [m for m in smtp_sink.received if kind_of(m) == "ack" and follow_up.number.encode() in m.raw]
+
+
 def test_a_forged_answer_quoting_another_tickets_number_is_rejected(tmp_path, imap_account, smtp_sink,
                                                                     monkeypatch) -> None:  # noqa: ANN001
     desk = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
