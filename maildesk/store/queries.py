@@ -147,9 +147,12 @@ def acks_sent_since(session: Session, recipient_key: str, since_at: datetime) ->
 
 
 def events_by_actor_since(session: Session, kinds: tuple[str, ...], actor: str, since_at: datetime) -> int:
-    """How many events of ``kinds`` ``actor`` caused since ``since_at`` (for rare kinds: the kind index)."""
+    """How many events of ``kinds`` ``actor`` (any letter case) caused since ``since_at``.
+
+    Meant for rare kinds: the kind index finds the few rows, the case-folded comparison runs on those.
+    """
     return int(session.scalar(select(func.count(Event.id)).where(
-        Event.kind.in_(kinds), Event.actor == actor, Event.at >= since_at)) or 0)
+        Event.kind.in_(kinds), func.lower(Event.actor) == actor.lower(), Event.at >= since_at)) or 0)
 
 
 def get_or_create_secret(session: Session, name: str) -> str:

@@ -60,3 +60,17 @@ def test_guessed_ticket_numbers_reach_no_foreign_ticket_and_are_throttled_after_
     assert count(desk.sessions, Ticket, Ticket.requester_addr == "owner@corp.test") == 1
     print(f"\nH8: guesses={GUESSES + 1} foreign_appends=0 held_outsider=1 handled=5 "
           f"throttled={len(throttled)} alerts=1 mails_to_outsider={len(to_mallory)}")
+
+
+def test_changing_the_letter_case_of_the_address_does_not_reset_the_count(tmp_path, imap_account, smtp_sink,
+                                                                          monkeypatch) -> None:  # noqa: ANN001
+    desk = make_desk(tmp_path, imap_account, smtp_sink, monkeypatch)
+    variants = ["mallory", "Mallory", "mAllory", "maLlory", "malLory", "mallOry", "malloRy", "malloRY", "MALLORY",
+                "MAllory"]
+    imap_account.append_many([request_mail(f"{who}@evil.test", f"回复: 【技术支持】TS20261123{900 + i:03d}",
+                                           "进展如何？")[0] for i, who in enumerate(variants)])
+    while cycle(desk).fetched:
+        pass
+    with desk.sessions() as session:
+        statuses = [r.status for r in session.scalars(select(RawMail).order_by(RawMail.id))]
+    assert statuses == ["done"] * 5 + ["quarantined"] * 5
