@@ -14,7 +14,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
@@ -171,12 +171,11 @@ class ImapSource:
                 raise FetchError(f"{self.label}: UID {uid} arrived with {len(raw)} of {size} bytes")
             yield FetchedMail(uid, raw)
 
-    def fetch_headers(self, uids: Sequence[int]) -> Iterator[FetchedMail]:
-        """Only the header block of each of ``uids`` (for mails too big to take), with the full size."""
+    def fetch_headers(self, uids: Sequence[int], sizes: Mapping[int, int]) -> Iterator[FetchedMail]:
+        """Only the header block of each of ``uids`` (for mails too big to take), with the size ``sizes``
+        gives (the server may put RFC822.SIZE after the literal, where this parse does not look)."""
         for uid, size, raw in self._literals(uids, _HEADER_PARTS):
-            if size is None:
-                raise FetchError(f"{self.label}: UID {uid} came without its RFC822.SIZE")
-            yield FetchedMail(uid, raw, size=size)
+            yield FetchedMail(uid, raw, size=size or sizes.get(uid) or len(raw) + 1)
 
     def _literals(self, uids: Sequence[int], parts: str) -> Iterator[tuple[int, int | None, bytes]]:
         for item in self._uid_fetch(uids, parts):

@@ -29,6 +29,9 @@ from maildesk.tickets import service
 
 log = logging.getLogger(__name__)
 
+# Even with ``oversize = "keep"``, a mail beyond this keeps only its headers: a database row (SQLite blob,
+# PostgreSQL bytea) must stay well under its 1 GB limits.
+KEEP_AT_MOST = 256 * 1024 * 1024
 BACKOFF_START = timedelta(seconds=1)
 BACKOFF_MAX = timedelta(seconds=60)
 
@@ -124,7 +127,8 @@ class MailboxPoller:
         small = [uid for uid in uids if uid not in big]
         stored = self.runner.store_fetched(self.settings.name, uidvalidity, source.fetch(small))
         for uid in big:  # one at a time, so a batch of them never sits in memory together
-            fetched = source.fetch_headers([uid]) if desk.oversize == "headers" else source.fetch([uid])
+            whole = desk.oversize == "keep" and sizes[uid] <= KEEP_AT_MOST
+            fetched = source.fetch([uid]) if whole else source.fetch_headers([uid], sizes)
             stored += self.runner.store_fetched(self.settings.name, uidvalidity, fetched)
         return sorted(stored)
 

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 decisions = logging.getLogger("maildesk.decision")
 
 MAX_ATTEMPTS = 3
+MAX_SIZE_RECORDED = 2**31 - 1  # raw_mails.size is a 32-bit integer; a larger mail is kept as headers only
 RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=5))
 
 
@@ -153,7 +154,7 @@ def _raw_values(mailbox: str, uidvalidity: int, mail: FetchedMail, now_at: datet
         "uid": mail.uid,
         "message_id": _quick_message_id(mail.raw),
         "sha256": hashlib.sha256(mail.raw).hexdigest(),
-        "size": mail.size if mail.size is not None else len(mail.raw),
+        "size": min(mail.size if mail.size is not None else len(mail.raw), MAX_SIZE_RECORDED),
         "raw": mail.raw,
         "fetched_at": now_at,
         "status": "pending",
