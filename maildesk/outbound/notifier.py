@@ -37,6 +37,9 @@ INSTALLATION_SECRETS = (SECRET_NAME, REPLY_TOKEN_SECRET, SURVEY_SECRET)
 Recipient = tuple[str, str]  # (display name, address)
 
 
+_MARKER_DOMAIN = "@marker.invalid"
+
+
 @dataclass(frozen=True)
 class Personal:
     """One person's copy of a mail sent to several people each on their own (agents' notices)."""
@@ -88,7 +91,7 @@ class Notifier:
         if not todo:
             return 0
         thread = queries.thread_ids(session, ticket.id, limit=1, outgoing_kinds=())  # under the request
-        marker = f"reply-{secrets.token_hex(12)}@marker.invalid"
+        marker = f"reply-{secrets.token_hex(12)}{_MARKER_DOMAIN}"
         context = {"number": ticket.number, "subject": ticket.subject, **context}
         if shows_reply_address:
             context["reply_address"] = marker
@@ -102,6 +105,9 @@ class Notifier:
                 mine = person.reply_to or self.settings.support_address
                 text = Rendered(text.subject.replace(marker, mine), text.text.replace(marker, mine),
                                 text.html.replace(marker, mine) if text.html is not None else None)
+                if _MARKER_DOMAIN in f"{text.subject}{text.text}{text.html or ''}".lower():
+                    # A template changed the address on its way out (a filter): render this one for real.
+                    text = render_notice(self.templates, desk, kind, person.locale, {**context, "reply_address": mine})
             message = build_notice(
                 self.templates, desk, kind=kind, locale=person.locale, context=context,
                 to=((person.name, person.address),), dedup_key=keys[person.address], now_at=now_at,

@@ -82,6 +82,30 @@ def test_each_agent_of_the_group_gets_their_own_reply_address_in_the_notice(desk
     assert seen[AGENT] != seen[OTHER_AGENT]
 
 
+def test_a_template_that_filters_the_reply_address_still_shows_each_agent_theirs(
+        tmp_path, imap_account, smtp_sink, monkeypatch) -> None:  # noqa: ANN001
+    import shutil
+
+    from .desk_helpers import ROOT
+
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    partial = templates / "zh-CN" / "_new_ticket.txt.j2"
+    partial.write_text(partial.read_text(encoding="utf-8").replace("{{ reply_address }}", "{{ reply_address|upper }}"),
+                       encoding="utf-8")
+    monkeypatch.setenv("MAILDESK_TEST_IMAP_PASSWORD", imap_account.password)
+    config = write_config(tmp_path, imap_host=imap_account.host, imap_port=imap_account.port,
+                          imap_user=imap_account.user, smtp_host=smtp_sink.host, smtp_port=smtp_sink.port,
+                          desk={"templates_dir": str(templates)})
+    desk = build_desk(*load_settings(str(config)))
+    _open_ticket(desk, imap_account, smtp_sink)
+    for agent in (AGENT, OTHER_AGENT):
+        notice = _mails(smtp_sink, "new_ticket_notice", agent)[0]
+        text = _text(notice.raw)
+        assert message_from_bytes(notice.raw)["Reply-To"].upper() in text
+        assert "MARKER.INVALID" not in text.upper()
+
+
 def _agent_mail(sender: str, to: str, number: str, body: str, *, cc: str | None = None,
                 headers: dict[str, str] | None = None) -> bytes:
     msg = EmailMessage()
