@@ -264,9 +264,9 @@ def test_parse_bounce_ignores_a_person_quoting_a_status_code() -> None:
 
 def test_dsn_parsing_skips_hostile_long_lines_quickly() -> None:
     text = "Final-Recipient: rfc822; " + "a" * 5_000_000 + "\nStatus: " + "5." * 2_000_000 + "\n"
-    started = time.perf_counter()
+    started = time.process_time()
     assert parse_dsn(text) is None
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_parse_bounce_takes_the_message_id_of_a_returned_message_before_one_in_prose() -> None:

@@ -311,9 +311,9 @@ HOSTILE = {
 
 @pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_text_is_handled_within_the_per_mail_budget(text: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     reply = extract_reply(text)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
     assert len(reply) <= len(text)
 
 
