@@ -385,7 +385,7 @@ def queue_admin_alert(session: Session, notifier: Notifier, settings: Settings, 
         log.error("ADMIN ALERT (no admins configured): %s: %s", problem, detail)
         return False
     dedup_key = f"alert:{key}"
-    if queries.outbox_by_dedup_key(session, dedup_key) is not None:
+    if queries.dedup_keys_taken(session, [dedup_key]):
         return False
     alert = build_admin_alert(notifier.templates, notifier.desk(session), settings.admins, problem=problem,
                               detail=detail, dedup_key=dedup_key, now_at=now_at)

@@ -6,7 +6,6 @@ Shell layer: reads the config, opens the store, reads the clock.  Registered in
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,7 +13,6 @@ from zoneinfo import ZoneInfo
 import click
 
 from maildesk.config import Settings
-from maildesk.errors import ConfigError
 from maildesk.kb.articles import to_markdown
 
 # The same default as maildesk.cli.context; maildesk.cli imports this module, so it is not imported from
@@ -129,14 +127,9 @@ def _markdown(session: object, article: object, zone: ZoneInfo) -> str:
 
 
 def _load(config_path: str) -> tuple[Settings, Path]:
-    from maildesk.cli.context import load_settings
+    from maildesk.cli.context import settings_or_exit  # lazy: maildesk.cli registers this module
 
-    try:
-        return load_settings(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        sys.exit(1)
+    return settings_or_exit(config_path)
 
 
 def _sessions(settings: Settings):  # noqa: ANN202 - the session factory import stays lazy

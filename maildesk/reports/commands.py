@@ -7,7 +7,6 @@ Shell layer: reads the config, opens the store, reads the clock, and calls
 from __future__ import annotations
 
 import logging
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,7 +14,6 @@ from zoneinfo import ZoneInfo
 import click
 
 from maildesk.config import Settings
-from maildesk.errors import ConfigError
 from maildesk.reports.periods import KINDS, between, last_full, local_dates
 from maildesk.reports.stats import Period
 
@@ -68,14 +66,9 @@ def report(config_path: str, kind: str, first: datetime | None, last: datetime |
 
 
 def _load(config_path: str) -> tuple[Settings, Path]:
-    from maildesk.cli.context import load_settings
+    from maildesk.cli.context import settings_or_exit  # lazy: maildesk.cli registers this module
 
-    try:
-        return load_settings(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        sys.exit(1)
+    return settings_or_exit(config_path)
 
 
 def _run(settings: Settings, base: Path, period: Period, now_at: datetime, zone: ZoneInfo, fmt: str,

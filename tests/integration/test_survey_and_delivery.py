@@ -56,6 +56,17 @@ def _resolved_ticket(desk, account, sink, requester: str) -> tuple[str, bytes]: 
     return ticket.number, resolution.raw
 
 
+def _close(desk, number: str) -> None:  # noqa: ANN001
+    """Close the ticket as the auto-close of the sweep does."""
+    from maildesk.domain import TicketStatus
+    from maildesk.tickets import service
+
+    with desk.sessions() as session, session.begin():
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+        service.change_status(session, ticket, TicketStatus.CLOSED, "maildesk", desk.clock.now(),
+                              why="auto-close after 3 days without an answer")
+
+
 def _reply_quoting(requester: str, notice: bytes, text: str) -> bytes:
     """A reply as a mail client writes it: new text on top, the notice quoted below."""
     original = message_from_bytes(notice)
@@ -86,15 +97,9 @@ def test_a_requester_rates_from_a_mail_client_and_the_rating_is_stored(tmp_path,
 
 def test_a_survey_answer_after_auto_close_rates_the_closed_ticket(tmp_path, imap_account, smtp_sink,
                                                                   monkeypatch) -> None:  # noqa: ANN001
-    from maildesk.domain import TicketStatus
-    from maildesk.tickets import service
-
     desk = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
     number, notice = _resolved_ticket(desk, imap_account, smtp_sink, "li.na@corp.test")
-    with desk.sessions() as session, session.begin():
-        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
-        service.change_status(session, ticket, TicketStatus.CLOSED, "maildesk", desk.clock.now(),
-                              why="auto-close after 3 days without an answer")
+    _close(desk, number)
     imap_account.append(_reply_quoting("li.na@corp.test", notice, "一般，等得有点久"))
     _cycle(desk)
     with desk.sessions() as session:
@@ -117,15 +122,9 @@ def test_a_not_solved_reply_quoting_the_notice_reopens_a_resolved_ticket(tmp_pat
 
 def test_a_not_solved_reply_after_auto_close_opens_a_follow_up_ticket(tmp_path, imap_account, smtp_sink,
                                                                       monkeypatch) -> None:  # noqa: ANN001
-    from maildesk.domain import TicketStatus
-    from maildesk.tickets import service
-
     desk = _desk(tmp_path, imap_account, smtp_sink, monkeypatch)
     number, notice = _resolved_ticket(desk, imap_account, smtp_sink, "li.na@corp.test")
-    with desk.sessions() as session, session.begin():
-        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
-        service.change_status(session, ticket, TicketStatus.CLOSED, "maildesk", desk.clock.now(),
-                              why="auto-close after 3 days without an answer")
+    _close(desk, number)
     imap_account.append(_reply_quoting("li.na@corp.test", notice, "问题又出现了，还是没解决"))
     _cycle(desk)
     with desk.sessions() as session:
